@@ -1,0 +1,68 @@
+"""Command-line tools that run without pytest: validate task files, print source hashes, summarize."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .tasks import BrokenTaskFile, LoadedTask, load_catalog
+
+
+def _validate(args: argparse.Namespace) -> int:
+    roots = [Path(p) for p in args.paths] or [Path("tasks")]
+    for root in roots:
+        if not root.exists():
+            print(f"error: {root} does not exist", file=sys.stderr)
+            return 2
+    entries = load_catalog(roots)
+    broken = [e for e in entries if isinstance(e, BrokenTaskFile)]
+    incomplete = [e for e in entries if isinstance(e, LoadedTask) and e.task.status == "incomplete"]
+    for entry in broken:
+        print(entry.message)
+    for entry in incomplete:
+        print(f"{entry.path}: status: incomplete: {entry.task.status_reason}")
+    print(f"{len(entries)} task file(s): {len(entries) - len(broken)} valid, {len(broken)} broken, "
+          f"{len(incomplete)} incomplete")
+    return 1 if broken else 0
+
+
+def _hashes(args: argparse.Namespace) -> int:
+    from .sandbox.repos import RepoError, build_source_repo
+
+    status = 0
+    for entry in load_catalog([Path(p) for p in args.paths]):
+        if isinstance(entry, BrokenTaskFile):
+            print(entry.message, file=sys.stderr)
+            status = 1
+            continue
+        if entry.task.source is None:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                base, human = build_source_repo(entry.task, entry.path, Path(tmp) / "repo")
+            except RepoError as exc:
+                print(exc, file=sys.stderr)
+                status = 1
+                continue
+        print(f"{entry.path}:\nbase_commit = \"{base}\"\nhuman_commit = \"{human}\"")
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pytest_isobench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="check task files; exit 1 if any is broken")
+    validate.add_argument("paths", nargs="*", help="task files or task roots (default: tasks)")
+    validate.set_defaults(func=_validate)
+    hashes = sub.add_parser("hashes", help="print the commit hashes a source (smoke) task builds")
+    hashes.add_argument("paths", nargs="+", help="task files or task roots")
+    hashes.set_defaults(func=_hashes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

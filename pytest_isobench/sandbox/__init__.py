@@ -1,0 +1,1 @@
+"""Sandboxes: where agents work and benchmarks run (``local`` is the embedded default)."""

@@ -1,0 +1,147 @@
+"""Task repositories: a cached git repository per task that holds its base and human commits.
+
+Remote tasks are cloned once from ``repo_url`` (a URL, a local path or a ``file://`` URL, so mirrors
+and offline copies work). Source tasks (the smoke suite) are built from a base tree and the human diff
+into commits with a fixed identity and time, so their hashes are reproducible and checked against the
+task file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..tasks import Task
+from .gitutil import GitError, git, has_object
+
+SCRATCH_NAMES = ("__pycache__", ".pytest_cache", ".mypy_cache")
+
+
+class RepoError(RuntimeError):
+    """The task repository could not be made available; the message says why and what to do."""
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock shared by every process on this host (pytest-xdist workers included)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def materialise(task: Task, task_file: Path, cache_dir: Path) -> Path:
+    """A git repository (under ``cache_dir``) holding the task's base and human commits."""
+    if task.source is not None:
+        return _build_from_source(task, task_file, cache_dir)
+    return _clone(task, cache_dir)
+
+
+def _slug(url: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", url.rstrip("/").removesuffix(".git").split("/")[-1]) or "repo"
+    return f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:10]}.git"
+
+
+def _clone(task: Task, cache_dir: Path) -> Path:
+    assert task.repo_url is not None
+    url = task.repo_url.removeprefix("file://") if task.repo_url.startswith("file://") else task.repo_url
+    if not re.match(r"^[a-z][a-z0-9+.-]*://", url) and not url.startswith("git@"):
+        local = Path(url).expanduser()
+        if not local.exists():
+            raise RepoError(f"repo_url {task.repo_url!r} of task {task.id} is neither a URL nor an existing path")
+        url = str(local.resolve())
+    dest = cache_dir / _slug(url)
+    with file_lock(cache_dir / (dest.name + ".lock")):
+        if not (dest / "HEAD").exists():
+            tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=cache_dir))
+            try:
+                git("clone", "--bare", "--quiet", url, str(tmp / "repo.git"), cwd=cache_dir)
+            except GitError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RepoError(f"cannot clone {task.repo_url} for task {task.id}: {exc}") from exc
+            (tmp / "repo.git").rename(dest)
+            shutil.rmtree(tmp, ignore_errors=True)
+        missing = [c for c in (task.base_commit, task.human_commit) if not has_object(c + "^{commit}", dest)]
+        if missing:
+            fetched = git("fetch", "--quiet", url, *missing, cwd=dest, check=False)
+            still = [c for c in missing if not has_object(c + "^{commit}", dest)]
+            if still:
+                raise RepoError(
+                    f"task {task.id}: commit(s) {', '.join(still)} not found in {task.repo_url}"
+                    f" ({fetched.stderr.strip() or 'fetch gave no error'}); check base_commit/human_commit"
+                )
+    return dest
+
+
+def source_digest(task: Task, task_file: Path) -> str:
+    """A hash of a source task's tree and patch, so edits rebuild the cached repository."""
+    assert task.source is not None
+    tree, patch = _source_paths(task, task_file)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in tree.rglob("*") if p.is_file() and not _is_scratch(p.relative_to(tree))):
+        digest.update(path.relative_to(tree).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    digest.update(patch.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _source_paths(task: Task, task_file: Path) -> tuple[Path, Path]:
+    assert task.source is not None
+    tree = (task_file.parent / task.source.tree).resolve()
+    patch = (task_file.parent / task.source.patch).resolve()
+    if not tree.is_dir():
+        raise RepoError(f"{task_file}: source.tree: {tree} is not a directory")
+    if not patch.is_file():
+        raise RepoError(f"{task_file}: source.patch: {patch} is not a file")
+    return tree, patch
+
+
+def _is_scratch(relative: Path) -> bool:
+    return any(part in SCRATCH_NAMES for part in relative.parts) or relative.suffix == ".pyc"
+
+
+def build_source_repo(task: Task, task_file: Path, dest: Path) -> tuple[str, str]:
+    """Build a source task's repository at ``dest``; return the (base, human) commit hashes."""
+    tree, patch = _source_paths(task, task_file)
+    dest.mkdir(parents=True)
+    shutil.copytree(tree, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*SCRATCH_NAMES, "*.pyc"))
+    git("init", "--quiet", cwd=dest, isolated=True)
+    git("add", "--all", cwd=dest, isolated=True)
+    git("commit", "--quiet", "--no-verify", "-m", "base", cwd=dest, isolated=True)
+    base = git("rev-parse", "HEAD", cwd=dest).stdout.strip()
+    try:
+        git("apply", "--index", "--whitespace=nowarn", str(patch), cwd=dest, isolated=True)
+    except GitError as exc:
+        raise RepoError(f"{task_file}: source.patch: {patch.name} does not apply to the tree: {exc}") from exc
+    git("commit", "--quiet", "--no-verify", "-m", f"{task.title}", cwd=dest, isolated=True)
+    human = git("rev-parse", "HEAD", cwd=dest).stdout.strip()
+    return base, human
+
+
+def _build_from_source(task: Task, task_file: Path, cache_dir: Path) -> Path:
+    dest = cache_dir / f"{task.id}-{source_digest(task, task_file)}"
+    with file_lock(cache_dir / (dest.name + ".lock")):
+        if not (dest / ".git").exists():
+            tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir))
+            try:
+                base, human = build_source_repo(task, task_file, tmp / "repo")
+                for field, want, got in (("base_commit", task.base_commit, base), ("human_commit", task.human_commit, human)):
+                    if want != got:
+                        raise RepoError(
+                            f"{task_file}: {field}: the sources build commit {got}, the file says {want};"
+                            " after editing the sources, update the hashes"
+                            f" (`python -m pytest_isobench hashes {task_file}` prints them)"
+                        )
+                (tmp / "repo").rename(dest)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return dest
