@@ -9,4 +9,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-__all__ = ["__version__"]
+from .gate import require_hard_pass  # noqa: E402
+from .results import Outcome  # noqa: E402
+
+__all__ = ["Outcome", "__version__", "require_hard_pass"]

@@ -40,7 +40,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def materialise(task: Task, task_file: Path, cache_dir: Path) -> Path:
-    """A git repository (under ``cache_dir``) holding the task's base and human commits."""
+    """The git directory (under ``cache_dir``) of a repository holding the task's base and human commits."""
     if task.source is not None:
         return _build_from_source(task, task_file, cache_dir)
     return _clone(task, cache_dir)
@@ -144,4 +144,4 @@ def _build_from_source(task: Task, task_file: Path, cache_dir: Path) -> Path:
                 (tmp / "repo").rename(dest)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    return dest / ".git"

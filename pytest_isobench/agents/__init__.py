@@ -1,0 +1,1 @@
+"""Agents: the protocol, the registry and the built-in agents."""

@@ -1,0 +1,142 @@
+"""Built-in agents: the human oracle, noop, replay of stored patches, and any shell command."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..sandbox.gitutil import git
+from .base import AgentRun, SolveContext
+
+
+class HumanAgent:
+    """Applies the task's own change (base..human): the oracle that validates the harness."""
+
+    name = "human"
+
+    @classmethod
+    def create(cls, arg: str | None) -> HumanAgent:
+        if arg:
+            raise ValueError("the human agent takes no argument")
+        return cls()
+
+    def solve(self, ctx: SolveContext) -> AgentRun:
+        start = time.monotonic()
+        patch_file = ctx.log_dir / "human.diff"
+        patch_file.write_text(ctx.oracle_patch(), encoding="utf-8", errors="surrogateescape")
+        try:
+            git("apply", "--whitespace=nowarn", str(patch_file), cwd=ctx.workdir)
+        finally:
+            patch_file.unlink(missing_ok=True)
+        return AgentRun(duration_s=time.monotonic() - start)
+
+
+class NoopAgent:
+    """Changes nothing: every task should fail the hard gate with it."""
+
+    name = "noop"
+
+    @classmethod
+    def create(cls, arg: str | None) -> NoopAgent:
+        if arg:
+            raise ValueError("the noop agent takes no argument")
+        return cls()
+
+    def solve(self, ctx: SolveContext) -> AgentRun:
+        return AgentRun()
+
+
+class ReplayAgent:
+    """Patches from a predictions JSONL (SWE-bench style) or a folder of ``<task-id>.diff`` files."""
+
+    name = "replay"
+
+    def __init__(self, source: Path, predictions: dict[str, dict[str, Any]]) -> None:
+        self.source = source
+        self.predictions = predictions
+
+    @classmethod
+    def create(cls, arg: str | None) -> ReplayAgent:
+        if not arg:
+            raise ValueError("replay needs a path: replay:PATH (a predictions .jsonl or a folder of <task-id>.diff)")
+        source = Path(arg).expanduser().resolve()
+        if source.is_dir():
+            predictions = {
+                p.stem: {"model_patch": p.read_text(encoding="utf-8", errors="surrogateescape"), "file": str(p)}
+                for p in sorted(source.glob("*.diff"))
+            }
+        elif source.is_file():
+            predictions = load_predictions(source)
+        else:
+            raise ValueError(f"{source} does not exist")
+        return cls(source, predictions)
+
+    def solve(self, ctx: SolveContext) -> AgentRun:
+        prediction = self.predictions.get(ctx.task.id)
+        if prediction is None:
+            return AgentRun(patch="", info={"prediction": "missing", "source": str(self.source)})
+        info = {"prediction": "found", "source": str(self.source)}
+        if prediction.get("model_name_or_path"):
+            info["model_name_or_path"] = str(prediction["model_name_or_path"])
+        return AgentRun(patch=prediction.get("model_patch") or "", info=info)
+
+
+def load_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    """SWE-bench-style lines ``{"instance_id", "model_patch", "model_name_or_path"}``; the last per id wins."""
+    predictions: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("instance_id"), str):
+            raise ValueError(f"{path}:{number}: each line needs a string 'instance_id'")
+        patch = record.get("model_patch")
+        if patch is not None and not isinstance(patch, str):
+            raise ValueError(f"{path}:{number}: 'model_patch' must be a string or null")
+        predictions[record["instance_id"]] = record
+    return predictions
+
+
+class CommandAgent:
+    """Runs a shell command in the working copy, with the prompt in a file and a hard time budget."""
+
+    name = "command"
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    @classmethod
+    def create(cls, arg: str | None) -> CommandAgent:
+        if not arg or not arg.strip():
+            raise ValueError("command needs a shell command: command:SHELL")
+        return cls(arg)
+
+    def solve(self, ctx: SolveContext) -> AgentRun:
+        env = ctx.sandbox.environment()
+        env.update(
+            ISOBENCH_TASK_ID=ctx.task.id,
+            ISOBENCH_PROMPT_FILE=str(ctx.prompt_file),
+            ISOBENCH_WORKDIR=str(ctx.workdir),
+        )
+        result = ctx.sandbox.run(
+            self.command,
+            cwd=ctx.workdir,
+            env=env,
+            timeout_s=ctx.time_budget_s,
+            stdout_path=ctx.log_dir / "agent.stdout.txt",
+            stderr_path=ctx.log_dir / "agent.stderr.txt",
+        )
+        return AgentRun(
+            returncode=result.returncode,
+            timed_out=result.timed_out,
+            duration_s=result.duration_s,
+            info={"command": self.command},
+        )
+
+
+__all__ = ["CommandAgent", "HumanAgent", "NoopAgent", "ReplayAgent", "load_predictions"]

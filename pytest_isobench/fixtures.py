@@ -1,0 +1,80 @@
+"""Fixtures: the task of an item, and its outcome (the whole pipeline runs at setup)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from .keys import AGENT_KEY, RUN_ID_KEY, SANDBOX_KEY, SETTINGS_KEY, WIRE_KEY
+from .options import Settings
+from .pipeline import InfrastructureError, Job, TaskSkipped, check_runnable, run_job
+from .results import Outcome
+from .tasks import BrokenTaskFile, LoadedTask
+
+log = logging.getLogger("pytest_isobench")
+
+NO_AGENT = (
+    "no agent selected: pass --isobench-agent=NAME (human, noop, replay:PATH, command:SHELL, ...)"
+    " or set isobench_agent in the ini file"
+)
+
+
+@pytest.fixture(scope="session")
+def isobench_settings(pytestconfig: pytest.Config) -> Settings:
+    """The resolved ``--isobench-*`` settings of this process."""
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture
+def isobench_task(request: pytest.FixtureRequest) -> LoadedTask:
+    """The task of this item (parametrised by the plugin); a broken task file errors here."""
+    entry = getattr(request, "param", None)
+    if entry is None:
+        pytest.fail("isobench_task is parametrised by the plugin from task files; do not use it directly",
+                    pytrace=False)  # fmt: skip
+    if isinstance(entry, BrokenTaskFile):
+        pytest.fail(entry.message, pytrace=False)
+    assert isinstance(entry, LoadedTask)
+    return entry
+
+
+@pytest.fixture
+def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) -> Outcome:
+    """Run the agent on the task and measure it; the outcome is recorded before anything is asserted."""
+    config = request.config
+    agent = config.stash[AGENT_KEY]
+    settings = config.stash[SETTINGS_KEY]
+    if agent is None or settings.agent is None:
+        pytest.skip(NO_AGENT)
+    job = Job(isobench_task, agent, settings.agent, settings, config.stash[RUN_ID_KEY], config.stash[SANDBOX_KEY])
+    try:
+        check_runnable(job)
+        outcome = run_job(job, progress=lambda message: log.info("%s: %s", job.task.id, message))
+    except TaskSkipped as exc:
+        skipped = str(exc)
+    except InfrastructureError as exc:
+        outcome, error = exc.outcome, str(exc)
+    else:
+        skipped = error = None
+    # Outside the except blocks, so the report shows our message and not a chained traceback.
+    if skipped is not None:
+        pytest.skip(skipped)
+    _attach(request.node, outcome)
+    if error is not None:
+        pytest.fail(f"{job.task.id}: infrastructure error, not the agent's: {error}", pytrace=False)
+    return outcome
+
+
+def _attach(item: pytest.Item, outcome: Outcome) -> None:
+    """Record the outcome on the item: as a user property (crosses xdist) and as markers."""
+    item.user_properties.append((WIRE_KEY, outcome.to_wire()))
+    if outcome.status == "error":
+        item.add_marker("isobench_error")
+        return
+    item.add_marker(f"isobench_hard_{outcome.hard}")
+    item.add_marker(f"isobench_{outcome.quadrant.lower()}")
+    if outcome.inconclusive:
+        item.add_marker("isobench_inconclusive")
+    if outcome.timed_out:
+        item.add_marker("isobench_timed_out")

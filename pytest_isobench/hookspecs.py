@@ -1,0 +1,36 @@
+"""Hooks a conftest.py implements to add agents and sandboxes without touching the package."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .agents.base import AgentFactory
+    from .sandbox.base import SandboxFactory
+
+
+def pytest_isobench_agents() -> Mapping[str, AgentFactory]:  # type: ignore[empty-body]
+    """Return extra agents by name; ``--isobench-agent=NAME[:ARG]`` then finds them.
+
+    A factory gets the text after ``NAME:`` (or None) and returns an object with a ``name`` and a
+    ``solve(ctx) -> AgentRun`` method (see ``pytest_isobench.agents.base``). Example (conftest.py)::
+
+        from pytest_isobench.agents.base import AgentRun
+
+        class Sleepy:
+            name = "sleepy"
+            def solve(self, ctx):
+                return AgentRun()
+
+        def pytest_isobench_agents():
+            return {"sleepy": lambda arg: Sleepy()}
+    """
+
+
+def pytest_isobench_sandboxes() -> Mapping[str, SandboxFactory]:  # type: ignore[empty-body]
+    """Return extra sandbox backends by name; ``--isobench-backend=NAME`` then finds them.
+
+    A factory is called with a ``SandboxSpec`` and returns a ``Sandbox`` (see
+    ``pytest_isobench.sandbox.base``); it also answers ``gpus_available()`` before any sandbox exists.
+    """

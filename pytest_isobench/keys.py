@@ -1,0 +1,25 @@
+"""Stash keys and the user-property key the outcome travels under."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .agents.base import Agent
+    from .options import Settings
+    from .report import RunCollector
+    from .sandbox.base import SandboxFactory
+    from .tasks import CatalogEntry
+
+WIRE_KEY = "isobench"
+"""``item.user_properties`` entry ``("isobench", {...})``: the outcome as builtins (crosses xdist)."""
+WORKERINPUT_RUN_ID = "isobench_run_id"
+
+SETTINGS_KEY = pytest.StashKey["Settings"]()
+CATALOG_KEY = pytest.StashKey["list[CatalogEntry]"]()
+AGENT_KEY = pytest.StashKey["Agent | None"]()
+SANDBOX_KEY = pytest.StashKey["SandboxFactory"]()
+RUN_ID_KEY = pytest.StashKey[str]()
+COLLECTOR_KEY = pytest.StashKey["RunCollector"]()

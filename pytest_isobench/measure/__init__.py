@@ -1,0 +1,1 @@
+"""Measurement logic: benchmark-output parsers, robust statistics and the hard (performance) verdict."""

@@ -1,0 +1,184 @@
+"""Command-line and ini options, resolved once into a frozen ``Settings`` (CLI > env > ini > default)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AGENT_HELP = "agent to evaluate: human, noop, replay:PATH, command:SHELL, or one a conftest.py registers"
+TASKS_HELP = "task file or task root (repeatable); replaces the default <rootdir>/tasks"
+BACKEND_HELP = "sandbox backend the tasks run in"
+ROUNDS_HELP = "measured rounds per variant, after the warm-up"
+WARMUP_HELP = "warm-up runs per variant before the measured rounds"
+BUDGET_HELP = "agent time budget in minutes; the agent and all its children are killed when it runs out"
+RUNS_DIR_HELP = "where runs write their artifacts (one folder per run id)"
+CACHE_DIR_HELP = "content-addressed cache: task repositories, baseline/human measurements"
+RUN_ID_HELP = "reuse a run id: finished stages of that run are kept, the rest resumes"
+REMEASURE_HELP = "measure baseline and human again instead of reusing cached results"
+MEASURE_LOCK_HELP = "host: one measurement at a time on this host (pytest-xdist workers queue); none: no lock"
+KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task"
+
+# Each option: (flag, dest, ini type, help). The env var is dest in upper case; defaults live in resolve().
+_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("--isobench-agent", "isobench_agent", "string", AGENT_HELP),
+    ("--isobench-backend", "isobench_backend", "string", BACKEND_HELP),
+    ("--isobench-rounds", "isobench_rounds", "string", ROUNDS_HELP),
+    ("--isobench-warmup", "isobench_warmup", "string", WARMUP_HELP),
+    ("--isobench-time-budget", "isobench_time_budget", "string", BUDGET_HELP),
+    ("--isobench-runs-dir", "isobench_runs_dir", "string", RUNS_DIR_HELP),
+    ("--isobench-cache-dir", "isobench_cache_dir", "string", CACHE_DIR_HELP),
+    ("--isobench-run-id", "isobench_run_id", "string", RUN_ID_HELP),
+    ("--isobench-measure-lock", "isobench_measure_lock", "string", MEASURE_LOCK_HELP),
+)
+_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--isobench-remeasure", "isobench_remeasure", REMEASURE_HELP),
+    ("--isobench-keep-work", "isobench_keep_work", KEEP_WORK_HELP),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the plugin reads from options, resolved once per process."""
+
+    agent: str | None
+    task_roots: tuple[Path, ...]
+    explicit_task_roots: bool
+    backend: str
+    rounds: int
+    warmup: int
+    time_budget_min: float
+    runs_dir: Path
+    cache_dir: Path
+    run_id: str | None
+    remeasure: bool
+    measure_lock: str
+    keep_work: bool
+    rootdir: Path
+
+    @property
+    def time_budget_s(self) -> float:
+        return self.time_budget_min * 60.0
+
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space for working copies and variant trees (removed after each task)."""
+        return self.cache_dir.parent / "work"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``--isobench-*`` options and their ini twins."""
+    group = parser.getgroup("isobench", "ISO-Bench: coding agents on real inference-optimization tasks")
+    for name, dest, ini_type, help_text in _OPTIONS:
+        group.addoption(name, dest=dest, default=None, help=f"{help_text} (ini: {dest}, env: {dest.upper()})")
+        parser.addini(dest, help_text, type=ini_type, default=None)  # type: ignore[arg-type]
+    for name, dest, help_text in _FLAGS:
+        group.addoption(name, dest=dest, action="store_true", default=False, help=help_text)
+        parser.addini(dest, help_text, type="bool", default=False)
+    group.addoption(
+        "--isobench-tasks", dest="isobench_tasks", action="append", default=[], metavar="PATH", help=TASKS_HELP
+    )
+    parser.addini("isobench_tasks", TASKS_HELP, type="paths", default=[])
+
+
+def _raw(config: pytest.Config, dest: str) -> tuple[Any, str]:
+    """The first value set among CLI, environment and ini, with where it came from."""
+    value = config.getoption(dest)
+    if value is not None:
+        return value, f"--{dest.replace('_', '-')}"
+    env = os.environ.get(dest.upper())
+    if env:
+        return env, f"environment variable {dest.upper()}"
+    ini = config.getini(dest)
+    if ini not in (None, ""):
+        return ini, f"ini option {dest}"
+    return None, "default"
+
+
+def _number(config: pytest.Config, dest: str, default: float, kind: type, minimum: float) -> Any:
+    value, where = _raw(config, dest)
+    if value is None:
+        return kind(default)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{where}: {value!r} is not a valid {kind.__name__}") from None
+    if number < minimum:
+        raise pytest.UsageError(f"{where}: {value!r} must be at least {minimum}")
+    return number
+
+
+def _path(config: pytest.Config, dest: str, default: Path) -> Path:
+    value, where = _raw(config, dest)
+    if value is None:
+        return default
+    base = config.inipath.parent if where.startswith("ini") and config.inipath else config.invocation_params.dir
+    return (base / Path(str(value)).expanduser()).resolve()
+
+
+def _task_roots(config: pytest.Config) -> tuple[tuple[Path, ...], bool]:
+    cli: list[str] = config.getoption("isobench_tasks") or []
+    if cli:
+        return tuple((config.invocation_params.dir / p).resolve() for p in cli), True
+    env = os.environ.get("ISOBENCH_TASKS")
+    if env:
+        parts = [p for p in env.split(os.pathsep) if p]
+        return tuple((config.invocation_params.dir / p).resolve() for p in parts), True
+    ini: list[Path] = config.getini("isobench_tasks")
+    if ini:
+        return tuple(Path(p).resolve() for p in ini), True
+    return (config.rootpath / "tasks",), False
+
+
+def _flag(config: pytest.Config, dest: str) -> bool:
+    if config.getoption(dest):
+        return True
+    env = os.environ.get(dest.upper(), "").strip().lower()
+    if env:
+        return env in ("1", "true", "yes", "on")
+    return bool(config.getini(dest))
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Resolve every option once; bad values become a ``pytest.UsageError`` naming the option."""
+    roots, explicit = _task_roots(config)
+    for root in roots:
+        if explicit and not root.exists():
+            raise pytest.UsageError(f"--isobench-tasks: {root} does not exist (give a task file or a folder)")
+    agent, _ = _raw(config, "isobench_agent")
+    backend, _ = _raw(config, "isobench_backend")
+    run_id, _ = _raw(config, "isobench_run_id")
+    lock, where = _raw(config, "isobench_measure_lock")
+    if lock not in (None, "host", "none"):
+        raise pytest.UsageError(f"{where}: {lock!r} is not one of: host, none")
+    state = config.rootpath / ".isobench"
+    return Settings(
+        agent=str(agent).strip() or None if agent is not None else None,
+        task_roots=roots,
+        explicit_task_roots=explicit,
+        backend=str(backend or "local"),
+        rounds=_number(config, "isobench_rounds", 5, int, 1),
+        warmup=_number(config, "isobench_warmup", 1, int, 0),
+        time_budget_min=_number(config, "isobench_time_budget", 120.0, float, 0.001),
+        runs_dir=_path(config, "isobench_runs_dir", state / "runs"),
+        cache_dir=_path(config, "isobench_cache_dir", state / "cache"),
+        run_id=str(run_id) if run_id else None,
+        remeasure=_flag(config, "isobench_remeasure"),
+        measure_lock=str(lock or "host"),
+        keep_work=_flag(config, "isobench_keep_work"),
+        rootdir=config.rootpath,
+    )
+
+
+def describe(settings: Settings) -> str:
+    """One line for the report header."""
+    return (
+        f"isobench: agent={settings.agent or '(none)'} backend={settings.backend} rounds={settings.rounds}"
+        f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min"
+    )
+
+
+__all__ = ["Settings", "add_options", "describe", "resolve"]

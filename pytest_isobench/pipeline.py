@@ -1,0 +1,259 @@
+"""One (task, agent): prepare → solve → measure → score, with every stage's artifacts on disk.
+
+Driven without pytest. Finished stages are kept in the task's artifact folder, so a rerun with the
+same run id resumes after a crash instead of starting over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agents.base import Agent, AgentRun, SolveContext
+from .agents.prompt import render_prompt
+from .measure.cache import MeasurementCache, measurement_key
+from .measure.runner import FAILURE_REASON, BenchRun, first_failure, measure, primary_values
+from .measure.verdict import HardVerdict, hard_verdict
+from .options import Settings
+from .results import Outcome, append_outcome, write_json
+from .sandbox.base import PatchDoesNotApply, Sandbox, SandboxError, SandboxFactory, SandboxSpec
+from .sandbox.gitutil import GitError, git
+from .sandbox.repos import RepoError, materialise
+from .scoring import quadrant
+from .tasks import LoadedTask, Task
+
+Progress = Callable[[str], None]
+
+
+class TaskSkipped(Exception):
+    """The task cannot run here (e.g. not enough GPUs); the message is the reason."""
+
+
+class InfrastructureError(Exception):
+    """The harness, not the agent, failed; the outcome is recorded with status ``error``."""
+
+    def __init__(self, message: str, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (task, agent) in one run."""
+
+    entry: LoadedTask
+    agent: Agent
+    agent_spec: str
+    settings: Settings
+    run_id: str
+    sandbox_factory: SandboxFactory
+
+    @property
+    def task(self) -> Task:
+        return self.entry.task
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.runs_dir / self.run_id
+
+    @property
+    def artifacts(self) -> Path:
+        return self.run_dir / self.task.id / agent_slug(self.agent_spec)
+
+
+def agent_slug(spec: str) -> str:
+    """A folder name for an agent spec (``command:...`` and ``replay:...`` get a short hash)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.split(":", 1)[0]).strip("-") or "agent"
+    if ":" in spec:
+        name += "-" + hashlib.sha256(spec.encode()).hexdigest()[:8]
+    return name
+
+
+def check_runnable(job: Job) -> None:
+    """Raise TaskSkipped when the task cannot run here, before anything is cloned or built."""
+    task = job.task
+    if task.status != "ready":
+        raise TaskSkipped(f"{task.id} is incomplete: {task.status_reason}")
+    needed = task.benchmark.gpus or 0
+    available = job.sandbox_factory.gpus_available() if needed else 0
+    if needed > available:
+        raise TaskSkipped(f"{task.id} needs {needed} GPU(s); {available} available to this backend here")
+
+
+def run_job(job: Job, progress: Progress | None = None) -> Outcome:
+    """Run or resume one job; raise TaskSkipped or InfrastructureError, else return the outcome."""
+    say = progress or (lambda _message: None)
+    done = job.artifacts / "outcome.json"
+    if done.is_file():
+        with contextlib.suppress(ValueError):
+            outcome = Outcome.model_validate_json(done.read_text(encoding="utf-8"))
+            if outcome.status == "ok":
+                say("resumed: outcome already recorded")
+                return outcome
+    started = time.monotonic()
+    outcome = Outcome(task_id=job.task.id, repo=job.task.repo, agent=job.agent_spec, run_id=job.run_id,
+                      artifacts=str(job.artifacts))  # fmt: skip
+    try:
+        _run_stages(job, outcome, say)
+    except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
+        outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
+        outcome.hard, outcome.quadrant = None, "unscored"
+    outcome.duration_s = round(time.monotonic() - started, 3)
+    _record(job, outcome)
+    if outcome.status == "error":
+        raise InfrastructureError(outcome.error or "infrastructure error", outcome)
+    return outcome
+
+
+def _record(job: Job, outcome: Outcome) -> None:
+    write_json(job.artifacts / "outcome.json", outcome.to_wire())
+    append_outcome(job.run_dir, outcome)
+
+
+def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
+    task = job.task
+    say("preparing the task repository")
+    repo = materialise(task, job.entry.path, job.settings.cache_dir / "repos")
+    workspace = job.settings.work_dir / job.run_id / task.id / job.artifacts.name
+    sandbox = job.sandbox_factory(SandboxSpec(task, job.entry.path, repo, workspace, job.settings))
+    try:
+        patch, agent_run = _solve(job, sandbox, repo, say)
+        outcome.timed_out = agent_run.timed_out
+        outcome.agent_run = {"returncode": agent_run.returncode, "timed_out": agent_run.timed_out,
+                             "duration_s": round(agent_run.duration_s, 3), **agent_run.info}  # fmt: skip
+        outcome.patch = patch_stats(patch)
+        verdict = _measure(job, sandbox, patch, outcome, say)
+    finally:
+        sandbox.close()
+    outcome.hard = verdict.verdict
+    outcome.hard_pct = None if verdict.pct is None else round(verdict.pct, 2)
+    outcome.hard_metric = verdict.metric
+    outcome.hard_reason = verdict.reason
+    outcome.inconclusive = verdict.inconclusive
+    outcome.hard_detail = verdict.model_dump(mode="json")
+    outcome.quadrant = quadrant(outcome.hard, outcome.bottleneck)
+
+
+def oracle_patch(repo: Path, task: Task) -> str:
+    """The human change as a binary-safe diff (base..human), from the harness-side repository."""
+    return git("--git-dir", str(repo), "diff", "--binary", "--full-index", "--no-renames",
+               task.base_commit, task.human_commit, cwd=repo).stdout  # fmt: skip
+
+
+def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, AgentRun]:
+    """Run the agent (or reuse its finished attempt) and return the harness-computed patch."""
+    art = job.artifacts
+    art.mkdir(parents=True, exist_ok=True)
+    patch_file, agent_file = art / "patch.diff", art / "agent.json"
+    if patch_file.is_file() and agent_file.is_file():
+        say("resumed: the agent's patch is already recorded")
+        data = json.loads(agent_file.read_text(encoding="utf-8"))
+        return patch_file.read_text(encoding="utf-8", errors="surrogateescape"), AgentRun(**data)
+    say("creating the agent's working copy")
+    workdir = sandbox.agent_workdir()
+    prompt = render_prompt(job.task, workdir)
+    prompt_file = art / "prompt.txt"
+    prompt_file.write_text(prompt, encoding="utf-8")
+    ctx = SolveContext(
+        task=job.task, workdir=workdir, prompt=prompt, prompt_file=prompt_file,
+        time_budget_s=job.settings.time_budget_s, log_dir=art, sandbox=sandbox,
+        oracle_patch=lambda: oracle_patch(repo, job.task),
+    )  # fmt: skip
+    say(f"agent {job.agent_spec} at work (budget {job.settings.time_budget_min:g} min)")
+    agent_run = job.agent.solve(ctx)
+    patch = agent_run.patch if agent_run.patch is not None else sandbox.extract_patch()
+    patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
+    write_json(agent_file, {"returncode": agent_run.returncode, "timed_out": agent_run.timed_out,
+                            "duration_s": agent_run.duration_s, "info": agent_run.info})  # fmt: skip
+    return patch, AgentRun(agent_run.returncode, agent_run.timed_out, agent_run.duration_s, None, agent_run.info)
+
+
+@contextlib.contextmanager
+def measurement_lock(settings: Settings) -> Iterator[None]:
+    """With ``--isobench-measure-lock=host`` only one measurement runs on this host at a time."""
+    if settings.measure_lock != "host":
+        yield
+        return
+    path = settings.cache_dir / "measure.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Progress) -> HardVerdict:
+    task, settings = job.task, job.settings
+    bench = task.benchmark
+    assert bench.metric is not None
+    cache = MeasurementCache(settings.cache_dir)
+    keys = {v: measurement_key(task, v, rounds=settings.rounds, warmup=settings.warmup, backend=sandbox.name)
+            for v in ("baseline", "human")}  # fmt: skip
+    cached: dict[str, list[BenchRun]] = {}
+    if not settings.remeasure:
+        for variant, key in keys.items():
+            if (runs := cache.load(task, variant, key)) is not None:
+                cached[variant] = runs
+    trees: dict[str, Path] = {}
+    failure: str | None = None
+    try:
+        trees["agent"] = sandbox.variant_tree("agent", patch)
+    except PatchDoesNotApply as exc:
+        failure = "patch_does_not_apply"
+        outcome.measured["patch_error"] = str(exc)
+    for variant in ("baseline", "human"):
+        if variant not in cached:
+            trees[variant] = sandbox.variant_tree(variant)
+    runs: dict[str, list[BenchRun]] = dict(cached)
+    if trees:
+        say(f"measuring {', '.join(sorted(trees))}: {settings.warmup} warm-up + {settings.rounds} rounds")
+        seed = int(hashlib.sha256(f"{job.run_id}/{task.id}".encode()).hexdigest()[:8], 16)
+        with measurement_lock(settings):
+            fresh, schedule = measure(sandbox, bench, trees, job.artifacts / "bench", rounds=settings.rounds,
+                                      warmup=settings.warmup, seed=seed, progress=say)  # fmt: skip
+        runs.update(fresh)
+        outcome.measured["schedule"] = schedule
+    outcome.measured["cached"] = sorted(cached)
+    outcome.measured["runs"] = {v: [r.to_json() for r in rs] for v, rs in sorted(runs.items())}
+    outcome.measured["metrics"] = {v: _median_metrics(rs) for v, rs in sorted(runs.items())}
+    for variant in ("baseline", "human"):
+        bad = first_failure(runs.get(variant, []))
+        if bad is not None:
+            raise SandboxError(f"the {variant} variant failed ({bad.status}): {bad.detail}")
+        if variant not in cached:
+            cache.store(task, variant, keys[variant], runs[variant])
+    if failure is None and (bad := first_failure(runs.get("agent", []))) is not None:
+        failure = FAILURE_REASON[bad.status]
+        outcome.measured["agent_failure"] = bad.detail
+    values = {v: primary_values(rs, bench.metric) for v, rs in runs.items()}
+    return hard_verdict(bench.metric, values, lower_is_better=bench.lower_is_better, failure=failure)
+
+
+def _median_metrics(runs: list[BenchRun]) -> dict[str, float]:
+    """The median of every parsed metric over the measured rounds (all metrics are kept, not only the primary)."""
+    from .measure.stats import median
+
+    measured = [r.metrics for r in runs if r.round >= 0 and r.status == "ok"]
+    names = sorted({name for metrics in measured for name in metrics})
+    return {name: median([m[name] for m in measured if name in m]) for name in names}
+
+
+def patch_stats(patch: str) -> dict[str, Any]:
+    """Size of a patch: files, added and removed lines, bytes, and a hash to recognise it."""
+    files = [line.split(" b/", 1)[-1] for line in patch.splitlines() if line.startswith("diff --git ")]
+    added = sum(1 for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    removed = sum(1 for line in patch.splitlines() if line.startswith("-") and not line.startswith("---"))
+    return {"files": files, "files_changed": len(files), "lines_added": added, "lines_removed": removed,
+            "bytes": len(patch.encode("utf-8", "surrogateescape")), "empty": not patch.strip(),
+            "sha256": hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest()}  # fmt: skip
+

@@ -1,0 +1,44 @@
+"""pytest-isobench hook implementations. Each hook only delegates; the logic lives in the modules."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import hookspecs, session
+from .collect import to_param
+from .keys import CATALOG_KEY
+from .options import add_options
+
+pytest_plugins = ["pytest_isobench.fixtures"]
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register ``pytest_isobench_agents`` and ``pytest_isobench_sandboxes`` for conftest files."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The ``--isobench-*`` options and their ini twins."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process: settings, catalog, markers, agent; the controller also gets the collector."""
+    session.configure(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Unregister what pytest_configure registered."""
+    session.unconfigure(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Effective settings and catalog size, like pytest-timeout's header line."""
+    return session.header_lines(config)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One item per task file for every test that asks for ``isobench_task`` (workers or single process)."""
+    if "isobench_task" in metafunc.fixturenames:
+        params = [to_param(entry) for entry in metafunc.config.stash[CATALOG_KEY]]
+        metafunc.parametrize("isobench_task", params, indirect=True)

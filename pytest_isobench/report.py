@@ -1,0 +1,95 @@
+"""Controller-side collector: outcomes from reports → terminal summary and the JSON report section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .keys import WIRE_KEY
+from .scoring import LEGEND, render_table, summarize
+
+
+class RunCollector:
+    """Accumulates outcomes as reports arrive (replayed from workers under xdist); summary() is pure."""
+
+    def __init__(self, run_id: str, run_dir: Path, agent: str | None) -> None:
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.agent = agent
+        self.records: dict[str, dict[str, Any]] = {}
+        self.skipped: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep each task item's outcome, and why a task did not produce one."""
+        if "isobench" not in report.keywords:
+            return
+        outcome = next((v for k, v in report.user_properties if k == WIRE_KEY and isinstance(v, dict)), None)
+        if outcome is not None:
+            self.records[report.nodeid] = outcome
+        if report.skipped and report.when in ("setup", "call"):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            self.skipped[report.nodeid] = reason.removeprefix("Skipped: ")
+        elif report.failed and report.when == "setup" and outcome is None:
+            self.errors[report.nodeid] = _first_line(report.longreprtext)
+
+    def summary(self) -> dict[str, Any]:
+        """The run's summary; the same data for the terminal and the JSON report."""
+        records = list(self.records.values())
+        return {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "groups": summarize(records),
+            "tasks": [_task_row(r) for r in sorted(records, key=lambda r: (r["repo"], r["task_id"]))],
+            "skipped": len(self.skipped),
+            "unrecorded_errors": sorted(self.errors.values()),
+        }
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_json_modifyreport(self, json_report: dict[str, Any]) -> None:
+        """Put the summary under a top-level ``isobench`` key of pytest-json-report's file."""
+        json_report["isobench"] = self.summary()
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Per-task verdicts, then the paper's table per repo and agent."""
+        if not (self.records or self.skipped or self.errors):
+            return
+        summary = self.summary()
+        terminalreporter.write_sep("=", f"isobench: run {self.run_id}")
+        for row in summary["tasks"]:
+            terminalreporter.write_line(_task_line(row))
+        if summary["groups"]:
+            terminalreporter.write_line("")
+            for line in render_table(summary["groups"]):
+                terminalreporter.write_line(line)
+            terminalreporter.write_line(LEGEND)
+        if self.skipped:
+            reasons = sorted(set(self.skipped.values()))
+            terminalreporter.write_line(f"{len(self.skipped)} task(s) skipped, e.g.: {reasons[0]}")
+        for error in summary["unrecorded_errors"]:
+            terminalreporter.write_line(f"error: {error}")
+        if self.records:
+            terminalreporter.write_line(f"artifacts and outcomes.jsonl: {self.run_dir}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+def _task_row(record: dict[str, Any]) -> dict[str, Any]:
+    keys = ("task_id", "repo", "agent", "status", "hard", "hard_pct", "hard_metric", "hard_reason",
+            "inconclusive", "bottleneck", "approach", "quadrant", "correctness", "timed_out", "error")  # fmt: skip
+    return {key: record.get(key) for key in keys}
+
+
+def _task_line(row: dict[str, Any]) -> str:
+    if row.get("status") == "error":
+        return f"{row['task_id']:<20} error     {row.get('error') or ''}"
+    pct = "" if row.get("hard_pct") is None else f"{row['hard_pct']:+.1f}%"
+    extra = f" ({row['hard_reason']})" if row.get("hard_reason") else ""
+    flags = " inconclusive" if row.get("inconclusive") else ""
+    return (f"{row['task_id']:<20} {row.get('hard') or '-':<8} {pct:>8} {row.get('hard_metric') or '':<22}"
+            f" {row.get('quadrant')}{extra}{flags}")  # fmt: skip

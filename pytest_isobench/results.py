@@ -1,0 +1,108 @@
+"""The outcome of one (task, agent) and its files: ``outcome.json`` and the run's ``outcomes.jsonl``."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WIRE_VERSION = 1
+OUTCOMES_FILE = "outcomes.jsonl"
+
+
+class Outcome(BaseModel):
+    """Everything recorded for one (task, agent, run). Flat keys first; details nested.
+
+    ``status`` is ``ok`` when a hard verdict was reached, ``error`` when infrastructure failed
+    (the task errors, it is not an agent failure).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: int = WIRE_VERSION
+    task_id: str
+    repo: str
+    agent: str
+    run_id: str
+    status: Literal["ok", "error"] = "ok"
+    hard: Literal["beats", "similar", "worse", "failed"] | None = None
+    hard_pct: float | None = None
+    hard_metric: str | None = None
+    hard_reason: str | None = None
+    inconclusive: bool = False
+    bottleneck: str | None = None
+    approach: str | None = None
+    quadrant: str = "unscored"
+    correctness: str | None = None
+    timed_out: bool = False
+    error: str | None = None
+    hints: str = "none"
+    duration_s: float = 0.0
+    artifacts: str = ""
+    hard_detail: dict[str, Any] = Field(default_factory=dict)
+    agent_run: dict[str, Any] = Field(default_factory=dict)
+    patch: dict[str, Any] = Field(default_factory=dict)
+    measured: dict[str, Any] = Field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Builtins only: what crosses pytest-xdist and lands in the JSON report."""
+        return self.model_dump(mode="json")
+
+
+def append_outcome(run_dir: Path, outcome: Outcome) -> None:
+    """Append one line to the run's outcomes.jsonl; safe with several writer processes."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(outcome.to_wire(), sort_keys=True) + "\n"
+    with (run_dir / OUTCOMES_FILE).open("a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (a crash leaves the old file or the new one, never half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class OutcomesFileError(ValueError):
+    """An outcomes file or run directory that cannot be read; the message names file and line."""
+
+
+def read_outcomes(path: Path) -> list[dict[str, Any]]:
+    """Records of an outcomes.jsonl (or of a run directory holding one); the last per (task, agent) wins."""
+    file = path / OUTCOMES_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise OutcomesFileError(f"{path}: no {OUTCOMES_FILE} here (give the file or a run directory)")
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for number, record in _records(file):
+        for key in ("task_id", "repo", "agent", "hard"):
+            if key not in record:
+                raise OutcomesFileError(f"{file}:{number}: record has no {key!r} key")
+        latest[(str(record["task_id"]), str(record["agent"]))] = record
+    return list(latest.values())
+
+
+def _records(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with file.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise OutcomesFileError(f"{file}:{number}: not JSON: {exc.msg}") from None
+            if not isinstance(record, dict):
+                raise OutcomesFileError(f"{file}:{number}: expected a JSON object")
+            yield number, record

@@ -1,0 +1,109 @@
+"""The Sandbox protocol, its registry and the errors a sandbox raises."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..options import Settings
+from ..tasks import Task
+from .procs import Process, RunResult
+
+VARIANTS = ("baseline", "human", "agent")
+
+
+class SandboxError(RuntimeError):
+    """Infrastructure trouble (the task errors; it is not the agent's failure)."""
+
+
+class LeakError(SandboxError):
+    """The agent's working copy can reach a commit, tree or file of the human change."""
+
+
+class PatchDoesNotApply(Exception):
+    """The agent's patch does not apply cleanly to the base tree (hard verdict: failed)."""
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a backend needs to set one task up."""
+
+    task: Task
+    task_file: Path
+    repo: Path  # harness-side git repository with the base and human commits (never shown to agents)
+    workspace: Path  # private scratch folder for this (task, agent)
+    settings: Settings
+
+
+class Sandbox(Protocol):
+    """Where the agent works and the variants are measured, for one (task, agent)."""
+
+    name: str
+
+    def agent_workdir(self) -> Path:
+        """Create the agent's working copy: the base tree only, fresh one-commit history, leak-checked."""
+        ...
+
+    def extract_patch(self) -> str:
+        """The agent's change as a binary-safe ``git diff`` against the base tree (scratch excluded)."""
+        ...
+
+    def variant_tree(self, variant: str, patch: str | None = None) -> Path:
+        """A tree to measure: ``baseline``, ``human`` or ``agent`` (base + patch; may raise PatchDoesNotApply)."""
+        ...
+
+    def environment(self, tree: Path | None = None) -> dict[str, str]:
+        """The environment commands run with (benchmark commands get ``tree`` on the import path)."""
+        ...
+
+    def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout_s: float,
+        stdout_path: Path,
+        stderr_path: Path,
+        stdin_path: Path | None = None,
+    ) -> RunResult:
+        """Run a shell command to completion or until its time limit (then kill it and its children)."""
+        ...
+
+    def start(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Process:
+        """Start a background command (a benchmark server); the caller stops it."""
+        ...
+
+    @staticmethod
+    def gpus_available() -> int:
+        """How many GPUs a task may use here (callable on the class, before a sandbox exists)."""
+        ...
+
+    def close(self) -> None:
+        """Remove everything this sandbox created (unless asked to keep it)."""
+        ...
+
+
+class SandboxFactory(Protocol):
+    """A sandbox class (or anything alike): build one per (task, agent); count GPUs beforehand."""
+
+    def __call__(self, spec: SandboxSpec) -> Sandbox: ...
+
+    def gpus_available(self) -> int: ...
+
+
+def builtin_sandboxes() -> dict[str, SandboxFactory]:
+    """The sandboxes that ship with the plugin."""
+    from .local import LocalSandbox
+
+    return {"local": LocalSandbox}
+
+
+def sandbox_registry(extra: list[Mapping[str, SandboxFactory]]) -> dict[str, SandboxFactory]:
+    """Built-ins plus those that ``pytest_isobench_sandboxes`` hook implementations return."""
+    registry = builtin_sandboxes()
+    for mapping in extra:
+        registry.update(mapping)
+    return registry

@@ -1,0 +1,206 @@
+"""The ``local`` backend (the embedded default): private working copies and plain subprocesses.
+
+It isolates the agent's view of the repository (fresh one-commit history, checked for leaks) but not
+the machine: the agent runs as the current user with its network and files. Use the docker backend
+for real isolation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from .base import LeakError, PatchDoesNotApply, SandboxError, SandboxSpec
+from .gitutil import GitError, git, has_object
+from .procs import Process, RunResult, run
+
+# Paths never part of an agent's patch: the agent's scratch space, a patch file it may write itself,
+# and byte-code its own test runs leave behind.
+EXCLUDED_FROM_PATCH = (
+    ":(exclude).bench_scratch",
+    ":(exclude,glob)model_patch.diff",
+    ":(exclude,glob)**/__pycache__/**",
+    ":(exclude,glob)**/*.pyc",
+)
+WORKDIR_NAME = "repo"
+
+
+def checkout_tree(repo: Path, commit: str, dest: Path) -> None:
+    """Write the exact tree of ``commit`` to ``dest`` (no .git, no export filters)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    index = dest.parent / f".{dest.name}.index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    try:
+        git("--git-dir", str(repo), "--work-tree", str(dest), "read-tree", commit, cwd=dest, env=env)
+        git("--git-dir", str(repo), "--work-tree", str(dest), "checkout-index", "-a", "-f", cwd=dest, env=env)
+    finally:
+        index.unlink(missing_ok=True)
+
+
+def count_gpus() -> int:
+    """GPUs visible to this process: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+
+
+class LocalSandbox:
+    """Working copies and variant trees in a private folder; commands as plain subprocesses."""
+
+    name = "local"
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self.task = spec.task
+        self.repo = spec.repo
+        self.workspace = spec.workspace
+        self.workdir = self.workspace / WORKDIR_NAME
+        # A private copy of the working copy's git directory: the agent may rewrite or delete its own
+        # .git, the harness still diffs against the untouched base.
+        self.harness_git = self.workspace / "harness.git"
+        self.workdir_base: str | None = None
+        self.workspace.mkdir(parents=True, exist_ok=True)
+
+    # -- the agent's working copy -------------------------------------------------------------
+
+    def agent_workdir(self) -> Path:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        shutil.rmtree(self.harness_git, ignore_errors=True)
+        checkout_tree(self.repo, self.task.base_commit, self.workdir)
+        git("init", "--quiet", cwd=self.workdir, isolated=True)
+        git("add", "--all", "--force", cwd=self.workdir, isolated=True)
+        git("commit", "--quiet", "--no-verify", "-m", "Initial state", cwd=self.workdir, isolated=True)
+        self.workdir_base = git("rev-parse", "HEAD", cwd=self.workdir).stdout.strip()
+        tree = git("rev-parse", "HEAD^{tree}", cwd=self.workdir).stdout.strip()
+        expected = git("--git-dir", str(self.repo), "rev-parse", f"{self.task.base_commit}^{{tree}}", cwd=self.workspace)
+        if tree != expected.stdout.strip():
+            raise SandboxError(
+                f"task {self.task.id}: the working copy's tree {tree} differs from the base tree"
+                f" {expected.stdout.strip()} (git filters or attributes changed file contents)"
+            )
+        shutil.copytree(self.workdir / ".git", self.harness_git, symlinks=True)
+        check_no_leak(self.workdir, self.repo, self.task.base_commit, self.task.human_commit)
+        return self.workdir
+
+    def extract_patch(self) -> str:
+        if self.workdir_base is None:
+            raise SandboxError("extract_patch() before agent_workdir()")
+        index = self.workspace / "extract.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        base_args = ("--git-dir", str(self.harness_git), "--work-tree", str(self.workdir))
+        try:
+            git(*base_args, "read-tree", self.workdir_base, cwd=self.workdir, env=env)
+            git(*base_args, "add", "--all", "--", ".", *EXCLUDED_FROM_PATCH, cwd=self.workdir, env=env)
+            diff = git(
+                *base_args, "diff", "--cached", "--binary", "--full-index", "--no-color", "--no-ext-diff",
+                "--no-renames", self.workdir_base, "--", cwd=self.workdir, env=env,
+            )  # fmt: skip
+        finally:
+            index.unlink(missing_ok=True)
+        return diff.stdout
+
+    # -- variant trees ------------------------------------------------------------------------
+
+    def variant_tree(self, variant: str, patch: str | None = None) -> Path:
+        dest = self.workspace / "trees" / variant
+        if dest.exists():
+            shutil.rmtree(dest)
+        if variant == "human":
+            checkout_tree(self.repo, self.task.human_commit, dest)
+            return dest
+        checkout_tree(self.repo, self.task.base_commit, dest)
+        if variant == "baseline" or not patch:
+            return dest
+        patch_file = self.workspace / "trees" / "agent.diff"
+        patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
+        # Check first, then apply: never a partial or forced apply.
+        args = ("--git-dir", str(self.repo), "--work-tree", str(dest), "apply", "--whitespace=nowarn")
+        try:
+            git(*args, "--check", str(patch_file), cwd=dest)
+            git(*args, str(patch_file), cwd=dest)
+        except GitError as exc:
+            raise PatchDoesNotApply(str(exc).split(": ", 1)[-1]) from None
+        return dest
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def environment(self, tree: Path | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        # `python` in task commands is the interpreter running the harness.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+        env.pop("PYTEST_XDIST_WORKER", None)
+        env.pop("PYTEST_XDIST_WORKER_COUNT", None)
+        if tree is not None:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
+        return env
+
+    def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout_s: float,
+        stdout_path: Path,
+        stderr_path: Path,
+        stdin_path: Path | None = None,
+    ) -> RunResult:
+        return run(
+            command, cwd=cwd, env=env, timeout_s=timeout_s,
+            stdout_path=stdout_path, stderr_path=stderr_path, stdin_path=stdin_path,
+        )  # fmt: skip
+
+    def start(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Process:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as log:
+            return Process(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    @staticmethod
+    def gpus_available() -> int:
+        return count_gpus()
+
+    def close(self) -> None:
+        if not self.spec.settings.keep_work:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def check_no_leak(workdir: Path, repo: Path, base_commit: str, human_commit: str) -> None:
+    """Prove that no git command in ``workdir`` can reach the human change or any later history."""
+    problems = []
+    commits = git("rev-list", "--all", "--reflog", cwd=workdir).stdout.split()
+    if len(commits) != 1:
+        problems.append(f"history has {len(commits)} commits, expected exactly one")
+    refs = git("for-each-ref", "--format=%(refname)", cwd=workdir).stdout.split()
+    if refs != ["refs/heads/main"]:
+        problems.append(f"unexpected refs: {refs}")
+    if git("remote", cwd=workdir).stdout.strip():
+        problems.append("the working copy has remotes")
+    if (workdir / ".git" / "objects" / "info" / "alternates").exists():
+        problems.append("the working copy borrows objects (alternates)")
+    human_tree = git("--git-dir", str(repo), "rev-parse", f"{human_commit}^{{tree}}", cwd=workdir).stdout.strip()
+    for label, obj in (("human commit", human_commit), ("human tree", human_tree), ("base commit", base_commit)):
+        if has_object(obj, workdir):
+            problems.append(f"the {label} {obj} is reachable")
+    base_blobs = set(git("--git-dir", str(repo), "ls-tree", "-r", "--object-only", base_commit, cwd=workdir).stdout.split())
+    raw = git("--git-dir", str(repo), "diff-tree", "-r", "--no-renames", "--raw", base_commit, human_commit, cwd=workdir)
+    for line in raw.stdout.splitlines():
+        fields = line.split("\t", 1)[0].split()
+        if len(fields) < 5 or fields[4] == "D":
+            continue
+        new_blob, path = fields[3], line.split("\t", 1)[1]
+        if new_blob not in base_blobs and has_object(new_blob, workdir):
+            problems.append(f"the human version of {path} ({new_blob}) is in the object store")
+    if problems:
+        raise LeakError(f"the agent's working copy {workdir} leaks the future: " + "; ".join(problems))

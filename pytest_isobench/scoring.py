@@ -1,0 +1,135 @@
+"""Pure scoring: verdicts → quadrant, outcome records → the paper's summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+HARD_PASS = frozenset({"beats", "similar"})
+RIGHT_TARGET = frozenset({"same_target", "related_target"})
+HARD_VERDICTS = ("beats", "similar", "worse", "failed")
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4", "unscored")
+QUADRANT_NAMES = {
+    "Q1": "true success",
+    "Q2": "good intent, bad execution",
+    "Q3": "lucky win",
+    "Q4": "failure",
+    "unscored": "no soft verdict",
+}
+
+
+def is_hard_pass(hard: str | None) -> bool:
+    """The paper's hard gate: beats or similar to the human change."""
+    return hard in HARD_PASS
+
+
+def quadrant(hard: str | None, bottleneck: str | None) -> str:
+    """Q1 right target + hard pass, Q2 right target only, Q3 hard pass only, Q4 neither.
+
+    Without a soft verdict the task is ``unscored``: never silently Q3 or Q4.
+    """
+    if bottleneck is None:
+        return "unscored"
+    right = bottleneck in RIGHT_TARGET
+    passed = is_hard_pass(hard)
+    if right:
+        return "Q1" if passed else "Q2"
+    return "Q3" if passed else "Q4"
+
+
+def _pct(count: int, total: int) -> float:
+    return round(100.0 * count / total, 1) if total else 0.0
+
+
+@dataclass
+class Group:
+    """Counts for one (repo, agent); every selected task is in ``n``."""
+
+    repo: str
+    agent: str
+    n: int = 0
+    hard: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HARD_VERDICTS, 0))
+    quadrants: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUADRANTS, 0))
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.n += 1
+        hard = record.get("hard")
+        if hard in self.hard:
+            self.hard[hard] += 1
+        recorded = record.get("quadrant")
+        q = recorded if recorded in QUADRANTS else quadrant(hard, record.get("bottleneck"))
+        self.quadrants[q] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``summarize --format json`` row: counts, then percentages of n rounded to one decimal."""
+        q = self.quadrants
+        return {
+            "repo": self.repo,
+            "agent": self.agent,
+            "n": self.n,
+            **self.hard,
+            "q1": q["Q1"],
+            "q2": q["Q2"],
+            "q3": q["Q3"],
+            "q4": q["Q4"],
+            "unscored": q["unscored"],
+            "hard_success_pct": _pct(self.hard["beats"] + self.hard["similar"], self.n),
+            "true_success_pct": _pct(q["Q1"], self.n),
+            "gap_pct": _pct(q["Q3"], self.n),
+            "right_target_pct": _pct(q["Q1"] + q["Q2"], self.n),
+        }
+
+
+def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Group outcome records by (repo, agent), sorted; each record counts once."""
+    groups: dict[tuple[str, str], Group] = {}
+    for record in records:
+        key = (str(record.get("repo") or "?"), str(record.get("agent") or "?"))
+        groups.setdefault(key, Group(*key)).add(record)
+    return [groups[key].as_dict() for key in sorted(groups)]
+
+
+TABLE_COLUMNS = (
+    ("repo", "repo", "<"),
+    ("agent", "agent", "<"),
+    ("n", "tasks", ">"),
+    ("beats", "beats", ">"),
+    ("similar", "similar", ">"),
+    ("worse", "worse", ">"),
+    ("failed", "failed", ">"),
+    ("q1", "Q1", ">"),
+    ("q2", "Q2", ">"),
+    ("q3", "Q3", ">"),
+    ("q4", "Q4", ">"),
+    ("unscored", "unscored", ">"),
+    ("hard_success_pct", "hard%", ">"),
+    ("true_success_pct", "true%", ">"),
+    ("gap_pct", "gap%", ">"),
+    ("right_target_pct", "target%", ">"),
+)
+
+
+def render_table(groups: list[dict[str, Any]]) -> list[str]:
+    """The summary as aligned text lines (one header, one row per group)."""
+    cells = [[title for _, title, _ in TABLE_COLUMNS]]
+    cells += [[_cell(group[key]) for key, _, _ in TABLE_COLUMNS] for group in groups]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(TABLE_COLUMNS))]
+    lines = []
+    for row in cells:
+        parts = [
+            value.ljust(width) if align == "<" else value.rjust(width)
+            for value, width, (_, _, align) in zip(row, widths, TABLE_COLUMNS, strict=True)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+LEGEND = (
+    "Q1 true success (right target, hard pass) · Q2 good intent, bad execution · Q3 lucky win · Q4 failure;"
+    " rates divide by every task in the group, failures and errors included"
+)

@@ -1,0 +1,92 @@
+"""Per-process setup behind ``pytest_configure``: settings, catalog, markers, agent, run id, collector."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import Any
+
+import pytest
+
+from .agents.base import agent_registry, build_agent
+from .collect import marker_lines
+from .keys import (
+    AGENT_KEY,
+    CATALOG_KEY,
+    COLLECTOR_KEY,
+    RUN_ID_KEY,
+    SANDBOX_KEY,
+    SETTINGS_KEY,
+    WORKERINPUT_RUN_ID,
+)
+from .options import resolve
+from .report import RunCollector
+from .sandbox.base import sandbox_registry
+from .tasks import BrokenTaskFile, load_catalog
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """True inside a pytest-xdist worker (the same check pytest's junitxml uses)."""
+    return hasattr(config, "workerinput")
+
+
+def new_run_id() -> str:
+    return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def configure(config: pytest.Config) -> None:
+    """Resolve everything once per process; errors in options are usage errors."""
+    settings = resolve(config)
+    config.stash[SETTINGS_KEY] = settings
+    catalog = load_catalog(settings.task_roots)
+    config.stash[CATALOG_KEY] = catalog
+    for line in marker_lines(catalog):
+        config.addinivalue_line("markers", line)
+    agents = agent_registry(config.hook.pytest_isobench_agents())
+    config.stash[AGENT_KEY] = build_agent(settings.agent, agents) if settings.agent else None
+    sandboxes = sandbox_registry(config.hook.pytest_isobench_sandboxes())
+    if settings.backend not in sandboxes:
+        raise pytest.UsageError(
+            f"--isobench-backend: unknown backend {settings.backend!r}; known: {', '.join(sorted(sandboxes))}"
+        )
+    config.stash[SANDBOX_KEY] = sandboxes[settings.backend]
+    if is_worker(config):
+        workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+        config.stash[RUN_ID_KEY] = workerinput.get(WORKERINPUT_RUN_ID) or settings.run_id or new_run_id()
+        return
+    run_id = settings.run_id or new_run_id()
+    config.stash[RUN_ID_KEY] = run_id
+    collector = RunCollector(run_id, settings.runs_dir / run_id, settings.agent)
+    config.stash[COLLECTOR_KEY] = collector
+    config.pluginmanager.register(collector, "isobench-collector")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "isobench-xdist")
+
+
+def unconfigure(config: pytest.Config) -> None:
+    collector = config.stash.get(COLLECTOR_KEY, None)
+    if collector is not None:
+        config.pluginmanager.unregister(collector)
+    xdist_hooks = config.pluginmanager.get_plugin("isobench-xdist")
+    if xdist_hooks is not None:
+        config.pluginmanager.unregister(xdist_hooks)
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is loaded: hands the run id to every worker."""
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[WORKERINPUT_RUN_ID] = node.config.stash[RUN_ID_KEY]
+
+
+def header_lines(config: pytest.Config) -> list[str]:
+    """The report header: effective settings and what the catalog holds."""
+    settings = config.stash[SETTINGS_KEY]
+    catalog = config.stash[CATALOG_KEY]
+    broken = sum(isinstance(e, BrokenTaskFile) for e in catalog)
+    roots = ", ".join(str(r) for r in settings.task_roots)
+    return [
+        f"isobench: agent={settings.agent or '(none)'} backend={settings.backend} rounds={settings.rounds}"
+        f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min run={config.stash[RUN_ID_KEY]}",
+        f"isobench: {len(catalog)} task file(s) from {roots}" + (f", {broken} broken" if broken else ""),
+    ]
