@@ -25,7 +25,7 @@ RESERVED_MARKERS = frozenset(
 )
 BENCHMARK_FIELDS_WITH_ORIGIN = ("command", "server", "metric", "model", "gpus")
 # Metric name fragments that mean "lower is better"; everything else (throughputs) is higher-better.
-LOWER_IS_BETTER = ("ttft", "tpot", "itl", "e2el", "e2e_latency", "latency", "duration", "cost_time", "_ms")
+LOWER_IS_BETTER = ("ttft", "tpot", "itl", "e2el", "e2e_latency", "latency", "duration", "elapsed", "cost_time", "_ms")
 
 
 class Strict(BaseModel):

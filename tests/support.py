@@ -74,6 +74,8 @@ def write_source_task(
     mode: str = "latency",
     extra: str = "",
     group: str = "toy",
+    timeout_s: float = 30,
+    server: str | None = None,
 ) -> Path:
     """A complete source task (tree + fix.diff + task file with the right hashes) under root/group."""
     base = base if base is not None else {"bench.py": BENCH_PY, "work.py": WORK_PY}
@@ -99,7 +101,7 @@ def write_source_task(
         command = "{command}"
         metric = "{metric}"
         gpus = 0
-        timeout_s = 30
+        timeout_s = {timeout_s}
         {extra}
 
         [benchmark.origin]
@@ -107,6 +109,10 @@ def write_source_task(
         metric = {{ source = "curated", reason = "test task" }}
         gpus = {{ source = "curated", reason = "test task" }}
         """)
+    if server is not None:
+        body = body.replace("[benchmark.origin]", f'server = "{server}"\n\n[benchmark.origin]', 1)
+        body += 'server = { source = "curated", reason = "test task" }\n'
+
     task_file.write_text(body)
     task = load_task_file(task_file)
     assert not hasattr(task, "message"), task

@@ -100,8 +100,9 @@ class _Row:
 
 
 def _row(label: str, *keys: str, anywhere: bool = False) -> _Row:
-    """Compile a table row: ``#`` stands for a number, a space for any run of whitespace."""
-    regex = label.replace(" ", r"\s+").replace("#", _NUM)
+    """Compile a table row: ``#`` stands for a number, a space for whitespace (optional after
+    ``:``, ``,`` or ``.``, required between words)."""
+    regex = re.sub(r"(?<=[:,.]) ", r"\\s*", label).replace(" ", r"\s+").replace("#", _NUM)
     return _Row(re.compile(regex, re.IGNORECASE), keys, anywhere)
 
 

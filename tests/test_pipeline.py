@@ -1,0 +1,167 @@
+"""One (task, agent) through prepare → solve → measure → verdict, without pytest's plugin machinery."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pytest_isobench.agents.base import agent_registry, build_agent
+from pytest_isobench.measure.runner import interleaved_schedule
+from pytest_isobench.pipeline import InfrastructureError, Job, run_job
+from pytest_isobench.results import read_outcomes
+from pytest_isobench.sandbox.local import LocalSandbox
+from pytest_isobench.tasks import LoadedTask
+from support import BENCH_PY, WORK_PY, load, write_source_task
+from test_local_sandbox import settings
+
+SERVER_PY = '''\
+"""A toy server: /health, and /v1/work which waits DELAY before answering."""
+import sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+import work
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/v1/work":
+            work.step()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+'''
+CLIENT_PY = '''\
+"""Client printing vLLM's serving result block (TTFT only)."""
+import sys, time, urllib.request
+ttfts = []
+for _ in range(3):
+    start = time.perf_counter()
+    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v1/work").read()
+    ttfts.append((time.perf_counter() - start) * 1000)
+print("{s:{c}^{n}}".format(s=" Serving Benchmark Result ", n=50, c="="))
+print("{:<40} {:<10}".format("Successful requests:", 3))
+print("{:<40} {:<10.2f}".format("Mean TTFT (ms):", sum(ttfts) / 3))
+print("=" * 50)
+'''
+
+
+def job(tmp_path: Path, task_file: Path, spec: str, **overrides: object) -> Job:
+    base = replace(settings(tmp_path), **{"rounds": 3, "warmup": 1, "agent": spec, "run_id": "run1", **overrides})  # type: ignore[arg-type]
+    agent = build_agent(spec, agent_registry([]))
+    return Job(LoadedTask(load(task_file), task_file), agent, spec, base, base.run_id or "run1", LocalSandbox)
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    return write_source_task(tmp_path / "tasks", "toy-sleep", timeout_s=5)
+
+
+def replay_file(tmp_path: Path, patch: str) -> str:
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text(json.dumps({"instance_id": "toy-sleep", "model_patch": patch}) + "\n")
+    return f"replay:{preds}"
+
+
+def work_patch(new_body: str) -> str:
+    """Replace the body of work.step() (the last line of work.py)."""
+    old = WORK_PY.splitlines()
+    assert old[-2:] == ["def step():", "    time.sleep(DELAY)"]
+    n = len(old) - 1
+    return ("diff --git a/work.py b/work.py\n--- a/work.py\n+++ b/work.py\n"
+            f"@@ -{n},2 +{n},2 @@\n {old[-2]}\n-{old[-1]}\n+{new_body}\n")  # fmt: skip
+
+
+def test_human_is_similar_and_everything_is_recorded(tmp_path: Path, toy: Path) -> None:
+    outcome = run_job(job(tmp_path, toy, "human"))
+    assert outcome.status == "ok" and outcome.hard == "similar" and abs(outcome.hard_pct or 0) <= 5
+    assert outcome.quadrant == "unscored" and outcome.hard_metric == "avg_latency"
+    detail = outcome.hard_detail
+    assert detail["medians"]["baseline"] > 2.0 * detail["medians"]["human"]
+    assert detail["human_vs_baseline_pct"] > 50 and len(detail["ci95_pct"]) == 2
+    assert set(outcome.measured["metrics"]["agent"]) >= {"avg_latency", "p50_latency"}
+    art = Path(outcome.artifacts)
+    assert (art / "prompt.txt").is_file() and "DELAY" in (art / "patch.diff").read_text()
+    assert (art / "bench" / "round-2" / "agent" / "stdout.txt").read_text().startswith("Avg latency:")
+    assert json.loads((art / "bench" / "round-0" / "human" / "metrics.json").read_text())["avg_latency"] > 0
+    assert json.loads((art / "outcome.json").read_text())["hard"] == "similar"
+    (record,) = read_outcomes(tmp_path / "runs" / "run1")
+    assert record["task_id"] == "toy-sleep" and record["agent"] == "human" and record["hard"] == "similar"
+
+
+def test_noop_is_worse_and_reuses_cached_baseline_and_human(tmp_path: Path, toy: Path) -> None:
+    first = run_job(job(tmp_path, toy, "human"))
+    assert first.measured["cached"] == []
+    outcome = run_job(job(tmp_path, toy, "noop"))
+    assert outcome.hard == "worse" and (outcome.hard_pct or 0) < -100
+    assert outcome.measured["cached"] == ["baseline", "human"]
+    assert all(variant == ["agent"] for variant in outcome.measured["schedule"])
+    again = run_job(job(tmp_path, toy, "noop", remeasure=True, run_id="run2"))
+    assert again.measured["cached"] == []
+
+
+def test_variants_are_interleaved_in_fresh_orders(tmp_path: Path, toy: Path) -> None:
+    outcome = run_job(job(tmp_path, toy, "human"))
+    schedule = outcome.measured["schedule"]
+    assert len(schedule) == 4 and all(sorted(order) == ["agent", "baseline", "human"] for order in schedule)
+    orders = interleaved_schedule(["agent", "baseline", "human"], rounds=20, warmup=1, seed=7)
+    assert len({tuple(order) for order in orders}) > 1
+    assert orders == interleaved_schedule(["agent", "baseline", "human"], rounds=20, warmup=1, seed=7)
+
+
+@pytest.mark.parametrize(
+    ("patch", "reason"),
+    [
+        ("diff --git a/work.py b/work.py\n--- a/work.py\n+++ b/work.py\n@@ -1 +1 @@\n-nope\n+yes\n",
+         "patch_does_not_apply"),
+        (work_patch("    raise RuntimeError('broken')"), "benchmark_crashed"),
+        (work_patch("    import sys; sys.stdout.close(); sys.exit(0)"), "no_metrics"),
+        (work_patch("    time.sleep(60)"), "timeout"),
+    ],
+)  # fmt: skip
+def test_agent_failures_have_reasons(tmp_path: Path, toy: Path, patch: str, reason: str) -> None:
+    outcome = run_job(job(tmp_path, toy, replay_file(tmp_path, patch)))
+    assert outcome.status == "ok" and outcome.hard == "failed" and outcome.hard_reason == reason, outcome.measured
+    assert outcome.hard_pct is None
+
+
+def test_a_failing_baseline_is_an_infrastructure_error(tmp_path: Path) -> None:
+    broken = {"bench.py": "raise SystemExit('no engine here')\n", "work.py": WORK_PY}
+    task_file = write_source_task(tmp_path / "tasks", "toy-sleep", base=broken, human={**broken, "x": "1\n"})
+    with pytest.raises(InfrastructureError, match="baseline variant failed"):
+        run_job(job(tmp_path, task_file, "noop"))
+    (record,) = read_outcomes(tmp_path / "runs" / "run1")
+    assert record["status"] == "error" and record["hard"] is None and "no engine here" in record["error"]
+
+
+def test_agent_time_budget_is_recorded(tmp_path: Path, toy: Path) -> None:
+    outcome = run_job(job(tmp_path, toy, "command:sleep 30", time_budget_min=0.02))
+    assert outcome.timed_out and outcome.agent_run["timed_out"] and outcome.hard == "worse"
+
+
+def test_rerun_with_the_same_run_id_resumes(tmp_path: Path, toy: Path) -> None:
+    counter = tmp_path / "calls"
+    spec = f"command:echo x >> {counter}; sed -i s/0.06/0.02/ work.py"
+    first = run_job(job(tmp_path, toy, spec))
+    (Path(first.artifacts) / "outcome.json").unlink()  # as if it crashed while scoring
+    second = run_job(job(tmp_path, toy, spec))
+    assert counter.read_text() == "x\n"  # the agent ran once; its patch was reused
+    assert second.hard == first.hard == "similar"
+    third = run_job(job(tmp_path, toy, spec))
+    assert third.measured == second.measured  # the finished outcome is returned as recorded
+
+
+def test_serving_benchmark_starts_and_stops_its_server(tmp_path: Path) -> None:
+    base = {"server.py": SERVER_PY, "client.py": CLIENT_PY, "work.py": WORK_PY}
+    task_file = write_source_task(tmp_path / "tasks", "toy-sleep", base=base, mode="serving",
+                                  command="python client.py {port}", metric="mean_ttft_ms",
+                                  server="python server.py {port}", extra="server_timeout_s = 20")  # fmt: skip
+    outcome = run_job(job(tmp_path, task_file, "noop"))
+    assert outcome.hard == "worse" and outcome.hard_metric == "mean_ttft_ms"
+    assert outcome.hard_detail["medians"]["human"] < 40 < outcome.hard_detail["medians"]["agent"]
+    logs = list(Path(outcome.artifacts).glob("bench/*/*/server.log"))
+    assert len(logs) == 12
