@@ -9,7 +9,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+source"
 
-from .gate import require_hard_pass  # noqa: E402
-from .results import Outcome  # noqa: E402
+from .gate import require_hard_pass
+from .results import Outcome
 
 __all__ = ["Outcome", "__version__", "require_hard_pass"]

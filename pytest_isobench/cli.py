@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -20,12 +21,14 @@ def _validate(args: argparse.Namespace) -> int:
     entries = load_catalog(roots)
     broken = [e for e in entries if isinstance(e, BrokenTaskFile)]
     incomplete = [e for e in entries if isinstance(e, LoadedTask) and e.task.status == "incomplete"]
-    for entry in broken:
-        print(entry.message)
+    for bad in broken:
+        print(bad.message)
     for entry in incomplete:
         print(f"{entry.path}: status: incomplete: {entry.task.status_reason}")
-    print(f"{len(entries)} task file(s): {len(entries) - len(broken)} valid, {len(broken)} broken, "
-          f"{len(incomplete)} incomplete")
+    print(
+        f"{len(entries)} task file(s): {len(entries) - len(broken)} valid, {len(broken)} broken, "
+        f"{len(incomplete)} incomplete"
+    )
     return 1 if broken else 0
 
 
@@ -47,8 +50,27 @@ def _hashes(args: argparse.Namespace) -> int:
                 print(exc, file=sys.stderr)
                 status = 1
                 continue
-        print(f"{entry.path}:\nbase_commit = \"{base}\"\nhuman_commit = \"{human}\"")
+        print(f'{entry.path}:\nbase_commit = "{base}"\nhuman_commit = "{human}"')
     return status
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from .results import OutcomesFileError, read_outcomes
+    from .scoring import LEGEND, render_table, summarize
+
+    try:
+        records = read_outcomes(Path(args.path))
+    except OutcomesFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    groups = summarize(records)
+    if args.format == "json":
+        print(json.dumps({"groups": groups}, indent=2))
+    else:
+        for line in render_table(groups):
+            print(line)
+        print(LEGEND)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     hashes = sub.add_parser("hashes", help="print the commit hashes a source (smoke) task builds")
     hashes.add_argument("paths", nargs="+", help="task files or task roots")
     hashes.set_defaults(func=_hashes)
+    summary = sub.add_parser("summarize", help="rebuild the summary table from outcomes, running nothing")
+    summary.add_argument("path", help="an outcomes.jsonl file or a run directory")
+    summary.add_argument("--format", choices=("text", "json"), default="text")
+    summary.set_defaults(func=_summarize)
     return parser
 
 

@@ -41,7 +41,9 @@ def marker_lines(entries: Iterable[CatalogEntry]) -> list[str]:
 def to_param(entry: CatalogEntry) -> object:
     """One parameter per task file; a broken file still becomes an item (it errors at setup)."""
     if isinstance(entry, BrokenTaskFile):
-        return pytest.param(entry, id=entry.id, marks=[pytest.mark.isobench(task=entry.id, repo=None, mode=None)])
+        return pytest.param(
+            entry, id=entry.id, marks=[pytest.mark.isobench(task=entry.id, repo=None, mode=None)]
+        )
     task = entry.task
     marks = [pytest.mark.isobench(task=task.id, repo=task.repo, mode=task.benchmark.mode)]
     marks += [getattr(pytest.mark, name) for name in task.marks]

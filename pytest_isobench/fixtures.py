@@ -21,9 +21,9 @@ NO_AGENT = (
 
 
 @pytest.fixture(scope="session")
-def isobench_settings(pytestconfig: pytest.Config) -> Settings:
+def isobench_settings(request: pytest.FixtureRequest) -> Settings:
     """The resolved ``--isobench-*`` settings of this process."""
-    return pytestconfig.stash[SETTINGS_KEY]
+    return request.config.stash[SETTINGS_KEY]
 
 
 @pytest.fixture
@@ -31,8 +31,10 @@ def isobench_task(request: pytest.FixtureRequest) -> LoadedTask:
     """The task of this item (parametrised by the plugin); a broken task file errors here."""
     entry = getattr(request, "param", None)
     if entry is None:
-        pytest.fail("isobench_task is parametrised by the plugin from task files; do not use it directly",
-                    pytrace=False)  # fmt: skip
+        pytest.fail(
+            "isobench_task is parametrised by the plugin from task files; do not use it directly",
+            pytrace=False,
+        )
     if isinstance(entry, BrokenTaskFile):
         pytest.fail(entry.message, pytrace=False)
     assert isinstance(entry, LoadedTask)
@@ -47,7 +49,10 @@ def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) 
     settings = config.stash[SETTINGS_KEY]
     if agent is None or settings.agent is None:
         pytest.skip(NO_AGENT)
-    job = Job(isobench_task, agent, settings.agent, settings, config.stash[RUN_ID_KEY], config.stash[SANDBOX_KEY])
+    job = Job(
+        isobench_task, agent, settings.agent, settings, config.stash[RUN_ID_KEY], config.stash[SANDBOX_KEY]
+    )
+    skipped = error = None
     try:
         check_runnable(job)
         outcome = run_job(job, progress=lambda message: log.info("%s: %s", job.task.id, message))
@@ -55,8 +60,6 @@ def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) 
         skipped = str(exc)
     except InfrastructureError as exc:
         outcome, error = exc.outcome, str(exc)
-    else:
-        skipped = error = None
     # Outside the except blocks, so the report shows our message and not a chained traceback.
     if skipped is not None:
         pytest.skip(skipped)

@@ -17,9 +17,9 @@ WIRE_KEY = "isobench"
 """``item.user_properties`` entry ``("isobench", {...})``: the outcome as builtins (crosses xdist)."""
 WORKERINPUT_RUN_ID = "isobench_run_id"
 
-SETTINGS_KEY = pytest.StashKey["Settings"]()
-CATALOG_KEY = pytest.StashKey["list[CatalogEntry]"]()
-AGENT_KEY = pytest.StashKey["Agent | None"]()
-SANDBOX_KEY = pytest.StashKey["SandboxFactory"]()
-RUN_ID_KEY = pytest.StashKey[str]()
-COLLECTOR_KEY = pytest.StashKey["RunCollector"]()
+SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
+CATALOG_KEY: pytest.StashKey[list[CatalogEntry]] = pytest.StashKey()
+AGENT_KEY: pytest.StashKey[Agent | None] = pytest.StashKey()
+SANDBOX_KEY: pytest.StashKey[SandboxFactory] = pytest.StashKey()
+RUN_ID_KEY: pytest.StashKey[str] = pytest.StashKey()
+COLLECTOR_KEY: pytest.StashKey[RunCollector] = pytest.StashKey()

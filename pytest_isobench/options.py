@@ -79,7 +79,12 @@ def add_options(parser: pytest.Parser) -> None:
         group.addoption(name, dest=dest, action="store_true", default=False, help=help_text)
         parser.addini(dest, help_text, type="bool", default=False)
     group.addoption(
-        "--isobench-tasks", dest="isobench_tasks", action="append", default=[], metavar="PATH", help=TASKS_HELP
+        "--isobench-tasks",
+        dest="isobench_tasks",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help=TASKS_HELP,
     )
     parser.addini("isobench_tasks", TASKS_HELP, type="paths", default=[])
 
@@ -115,7 +120,9 @@ def _path(config: pytest.Config, dest: str, default: Path) -> Path:
     value, where = _raw(config, dest)
     if value is None:
         return default
-    base = config.inipath.parent if where.startswith("ini") and config.inipath else config.invocation_params.dir
+    base = (
+        config.inipath.parent if where.startswith("ini") and config.inipath else config.invocation_params.dir
+    )
     return (base / Path(str(value)).expanduser()).resolve()
 
 

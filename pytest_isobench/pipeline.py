@@ -99,8 +99,13 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
                 say("resumed: outcome already recorded")
                 return outcome
     started = time.monotonic()
-    outcome = Outcome(task_id=job.task.id, repo=job.task.repo, agent=job.agent_spec, run_id=job.run_id,
-                      artifacts=str(job.artifacts))  # fmt: skip
+    outcome = Outcome(
+        task_id=job.task.id,
+        repo=job.task.repo,
+        agent=job.agent_spec,
+        run_id=job.run_id,
+        artifacts=str(job.artifacts),
+    )
     try:
         _run_stages(job, outcome, say)
     except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
@@ -127,8 +132,12 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     try:
         patch, agent_run = _solve(job, sandbox, repo, say)
         outcome.timed_out = agent_run.timed_out
-        outcome.agent_run = {"returncode": agent_run.returncode, "timed_out": agent_run.timed_out,
-                             "duration_s": round(agent_run.duration_s, 3), **agent_run.info}  # fmt: skip
+        outcome.agent_run = {
+            "returncode": agent_run.returncode,
+            "timed_out": agent_run.timed_out,
+            "duration_s": round(agent_run.duration_s, 3),
+            **agent_run.info,
+        }
         outcome.patch = patch_stats(patch)
         verdict = _measure(job, sandbox, patch, outcome, say)
     finally:
@@ -144,8 +153,17 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
 
 def oracle_patch(repo: Path, task: Task) -> str:
     """The human change as a binary-safe diff (base..human), from the harness-side repository."""
-    return git("--git-dir", str(repo), "diff", "--binary", "--full-index", "--no-renames",
-               task.base_commit, task.human_commit, cwd=repo).stdout  # fmt: skip
+    return git(
+        "--git-dir",
+        str(repo),
+        "diff",
+        "--binary",
+        "--full-index",
+        "--no-renames",
+        task.base_commit,
+        task.human_commit,
+        cwd=repo,
+    ).stdout
 
 
 def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, AgentRun]:
@@ -163,17 +181,31 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
     prompt_file = art / "prompt.txt"
     prompt_file.write_text(prompt, encoding="utf-8")
     ctx = SolveContext(
-        task=job.task, workdir=workdir, prompt=prompt, prompt_file=prompt_file,
-        time_budget_s=job.settings.time_budget_s, log_dir=art, sandbox=sandbox,
+        task=job.task,
+        workdir=workdir,
+        prompt=prompt,
+        prompt_file=prompt_file,
+        time_budget_s=job.settings.time_budget_s,
+        log_dir=art,
+        sandbox=sandbox,
         oracle_patch=lambda: oracle_patch(repo, job.task),
-    )  # fmt: skip
+    )
     say(f"agent {job.agent_spec} at work (budget {job.settings.time_budget_min:g} min)")
     agent_run = job.agent.solve(ctx)
     patch = agent_run.patch if agent_run.patch is not None else sandbox.extract_patch()
     patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
-    write_json(agent_file, {"returncode": agent_run.returncode, "timed_out": agent_run.timed_out,
-                            "duration_s": agent_run.duration_s, "info": agent_run.info})  # fmt: skip
-    return patch, AgentRun(agent_run.returncode, agent_run.timed_out, agent_run.duration_s, None, agent_run.info)
+    write_json(
+        agent_file,
+        {
+            "returncode": agent_run.returncode,
+            "timed_out": agent_run.timed_out,
+            "duration_s": agent_run.duration_s,
+            "info": agent_run.info,
+        },
+    )
+    return patch, AgentRun(
+        agent_run.returncode, agent_run.timed_out, agent_run.duration_s, None, agent_run.info
+    )
 
 
 @contextlib.contextmanager
@@ -197,13 +229,15 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
     bench = task.benchmark
     assert bench.metric is not None
     cache = MeasurementCache(settings.cache_dir)
-    keys = {v: measurement_key(task, v, rounds=settings.rounds, warmup=settings.warmup, backend=sandbox.name)
-            for v in ("baseline", "human")}  # fmt: skip
+    keys = {
+        v: measurement_key(task, v, rounds=settings.rounds, warmup=settings.warmup, backend=sandbox.name)
+        for v in ("baseline", "human")
+    }
     cached: dict[str, list[BenchRun]] = {}
     if not settings.remeasure:
         for variant, key in keys.items():
-            if (runs := cache.load(task, variant, key)) is not None:
-                cached[variant] = runs
+            if (reused := cache.load(task, variant, key)) is not None:
+                cached[variant] = reused
     trees: dict[str, Path] = {}
     failure: str | None = None
     try:
@@ -219,8 +253,16 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
         say(f"measuring {', '.join(sorted(trees))}: {settings.warmup} warm-up + {settings.rounds} rounds")
         seed = int(hashlib.sha256(f"{job.run_id}/{task.id}".encode()).hexdigest()[:8], 16)
         with measurement_lock(settings):
-            fresh, schedule = measure(sandbox, bench, trees, job.artifacts / "bench", rounds=settings.rounds,
-                                      warmup=settings.warmup, seed=seed, progress=say)  # fmt: skip
+            fresh, schedule = measure(
+                sandbox,
+                bench,
+                trees,
+                job.artifacts / "bench",
+                rounds=settings.rounds,
+                warmup=settings.warmup,
+                seed=seed,
+                progress=say,
+            )
         runs.update(fresh)
         outcome.measured["schedule"] = schedule
     outcome.measured["cached"] = sorted(cached)
@@ -240,7 +282,7 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
 
 
 def _median_metrics(runs: list[BenchRun]) -> dict[str, float]:
-    """The median of every parsed metric over the measured rounds (all metrics are kept, not only the primary)."""
+    """The median of every parsed metric over the measured rounds (all kept, not only the primary)."""
     from .measure.stats import median
 
     measured = [r.metrics for r in runs if r.round >= 0 and r.status == "ok"]
@@ -253,7 +295,12 @@ def patch_stats(patch: str) -> dict[str, Any]:
     files = [line.split(" b/", 1)[-1] for line in patch.splitlines() if line.startswith("diff --git ")]
     added = sum(1 for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++"))
     removed = sum(1 for line in patch.splitlines() if line.startswith("-") and not line.startswith("---"))
-    return {"files": files, "files_changed": len(files), "lines_added": added, "lines_removed": removed,
-            "bytes": len(patch.encode("utf-8", "surrogateescape")), "empty": not patch.strip(),
-            "sha256": hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest()}  # fmt: skip
-
+    return {
+        "files": files,
+        "files_changed": len(files),
+        "lines_added": added,
+        "lines_removed": removed,
+        "bytes": len(patch.encode("utf-8", "surrogateescape")),
+        "empty": not patch.strip(),
+        "sha256": hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest(),
+    }

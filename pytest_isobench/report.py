@@ -80,8 +80,23 @@ def _first_line(text: str) -> str:
 
 
 def _task_row(record: dict[str, Any]) -> dict[str, Any]:
-    keys = ("task_id", "repo", "agent", "status", "hard", "hard_pct", "hard_metric", "hard_reason",
-            "inconclusive", "bottleneck", "approach", "quadrant", "correctness", "timed_out", "error")  # fmt: skip
+    keys = (
+        "task_id",
+        "repo",
+        "agent",
+        "status",
+        "hard",
+        "hard_pct",
+        "hard_metric",
+        "hard_reason",
+        "inconclusive",
+        "bottleneck",
+        "approach",
+        "quadrant",
+        "correctness",
+        "timed_out",
+        "error",
+    )
     return {key: record.get(key) for key in keys}
 
 
@@ -91,5 +106,7 @@ def _task_line(row: dict[str, Any]) -> str:
     pct = "" if row.get("hard_pct") is None else f"{row['hard_pct']:+.1f}%"
     extra = f" ({row['hard_reason']})" if row.get("hard_reason") else ""
     flags = " inconclusive" if row.get("inconclusive") else ""
-    return (f"{row['task_id']:<20} {row.get('hard') or '-':<8} {pct:>8} {row.get('hard_metric') or '':<22}"
-            f" {row.get('quadrant')}{extra}{flags}")  # fmt: skip
+    return (
+        f"{row['task_id']:<20} {row.get('hard') or '-':<8} {pct:>8} {row.get('hard_metric') or '':<22}"
+        f" {row.get('quadrant')}{extra}{flags}"
+    )

@@ -87,6 +87,7 @@ def header_lines(config: pytest.Config) -> list[str]:
     roots = ", ".join(str(r) for r in settings.task_roots)
     return [
         f"isobench: agent={settings.agent or '(none)'} backend={settings.backend} rounds={settings.rounds}"
-        f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min run={config.stash[RUN_ID_KEY]}",
+        f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min"
+        f" run={config.stash[RUN_ID_KEY]}",
         f"isobench: {len(catalog)} task file(s) from {roots}" + (f", {broken} broken" if broken else ""),
     ]

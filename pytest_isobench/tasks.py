@@ -25,7 +25,18 @@ RESERVED_MARKERS = frozenset(
 )
 BENCHMARK_FIELDS_WITH_ORIGIN = ("command", "server", "metric", "model", "gpus")
 # Metric name fragments that mean "lower is better"; everything else (throughputs) is higher-better.
-LOWER_IS_BETTER = ("ttft", "tpot", "itl", "e2el", "e2e_latency", "latency", "duration", "elapsed", "cost_time", "_ms")
+LOWER_IS_BETTER = (
+    "ttft",
+    "tpot",
+    "itl",
+    "e2el",
+    "e2e_latency",
+    "latency",
+    "duration",
+    "elapsed",
+    "cost_time",
+    "_ms",
+)
 
 
 class Strict(BaseModel):
@@ -241,7 +252,9 @@ def load_task_file(path: Path) -> CatalogEntry:
         return BrokenTaskFile(path, explain(path, exc), path.stem)
     if task.id != path.stem:
         return BrokenTaskFile(
-            path, f"{path}: id: {task.id!r} does not match the file name; name the file {task.id}.toml", path.stem
+            path,
+            f"{path}: id: {task.id!r} does not match the file name; name the file {task.id}.toml",
+            path.stem,
         )
     return LoadedTask(task, path)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -24,7 +26,8 @@ for _ in range(3):
 avg = sum(latencies) / len(latencies)
 print(f"Avg latency: {avg} seconds")
 for p in (10, 50, 90, 99):
-    print(f"{p}% percentile latency: {sorted(latencies)[min(len(latencies) - 1, p * len(latencies) // 100)]} seconds")
+    value = sorted(latencies)[min(len(latencies) - 1, p * len(latencies) // 100)]
+    print(f"{p}% percentile latency: {value} seconds")
 if len(sys.argv) > 2 and sys.argv[1] == "--output-json":
     json.dump({"avg_latency": avg, "latencies": latencies, "percentiles": {}}, open(sys.argv[2], "w"))
 '''
@@ -56,9 +59,22 @@ def diff_trees(before: dict[str, str | bytes], after: dict[str, str | bytes], tm
     make_tree(a, before)
     make_tree(b, after)
     out = subprocess.run(
-        ["git", "diff", "--no-index", "--binary", "--no-prefix", "--src-prefix=a/", "--dst-prefix=b/", "a", "b"],
-        cwd=tmp, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            "git",
+            "diff",
+            "--no-index",
+            "--binary",
+            "--no-prefix",
+            "--src-prefix=a/",
+            "--dst-prefix=b/",
+            "a",
+            "b",
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     # `git diff --no-index a b` names paths a/<path> and b/<path> relative to tmp: strip the tree names.
     return out.stdout.replace("a/a/", "a/").replace("b/b/", "b/")
 
@@ -81,8 +97,10 @@ def write_source_task(
     base = base if base is not None else {"bench.py": BENCH_PY, "work.py": WORK_PY}
     human = human if human is not None else {**base, "work.py": WORK_PY.replace("0.06", "0.02")}
     folder = root / group / task_id.replace("-", "_")
+    shutil.rmtree(folder, ignore_errors=True)
     make_tree(folder / "base", base)
-    (folder / "fix.diff").write_text(diff_trees(base, human, folder.parent / f".{task_id}-diff"))
+    with tempfile.TemporaryDirectory() as scratch:
+        (folder / "fix.diff").write_text(diff_trees(base, human, Path(scratch)))
     task_file = root / group / f"{task_id}.toml"
     body = textwrap.dedent(f"""\
         id = "{task_id}"
@@ -116,7 +134,8 @@ def write_source_task(
     task_file.write_text(body)
     task = load_task_file(task_file)
     assert not hasattr(task, "message"), task
-    base_hash, human_hash = build_source_repo(task.task, task_file, folder.parent / f".{task_id}-repo")  # type: ignore[union-attr]
+    with tempfile.TemporaryDirectory() as scratch:
+        base_hash, human_hash = build_source_repo(task.task, task_file, Path(scratch) / "repo")  # type: ignore[union-attr]
     task_file.write_text(body.replace("0" * 40, base_hash).replace("1" * 40, human_hash))
     return task_file
 
@@ -127,10 +146,10 @@ def load(task_file: Path) -> Task:
     return entry.task  # type: ignore[union-attr]
 
 
-ANCHOR = '''\
+ANCHOR = """\
 from pytest_isobench import Outcome, require_hard_pass
 
 
 def test_task(isobench_outcome: Outcome) -> None:
     require_hard_pass(isobench_outcome)
-'''
+"""

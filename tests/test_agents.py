@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from support import load, write_source_task
+from test_local_sandbox import settings
 
 from pytest_isobench.agents.base import SolveContext, agent_registry, build_agent
 from pytest_isobench.agents.builtin import ReplayAgent, load_predictions
@@ -14,8 +16,6 @@ from pytest_isobench.pipeline import oracle_patch
 from pytest_isobench.sandbox.base import SandboxSpec
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.sandbox.repos import materialise
-from support import load, write_source_task
-from test_local_sandbox import settings
 
 
 @pytest.fixture
@@ -30,8 +30,16 @@ def ctx(tmp_path: Path) -> SolveContext:
     prompt_file.write_text(prompt)
     logs = tmp_path / "logs"
     logs.mkdir()
-    return SolveContext(task=task, workdir=workdir, prompt=prompt, prompt_file=prompt_file, time_budget_s=60,
-                        log_dir=logs, sandbox=box, oracle_patch=lambda: oracle_patch(repo, task))  # fmt: skip
+    return SolveContext(
+        task=task,
+        workdir=workdir,
+        prompt=prompt,
+        prompt_file=prompt_file,
+        time_budget_s=60,
+        log_dir=logs,
+        sandbox=box,
+        oracle_patch=lambda: oracle_patch(repo, task),
+    )
 
 
 def agent(spec: str):  # type: ignore[no-untyped-def]
@@ -50,8 +58,10 @@ def test_noop_agent_leaves_an_empty_patch(ctx: SolveContext) -> None:
 
 
 def test_command_agent_gets_prompt_task_and_workdir(ctx: SolveContext) -> None:
-    script = ('printf "%s\\n%s\\n" "$ISOBENCH_TASK_ID" "$ISOBENCH_WORKDIR" > seen.txt;'
-              ' cp "$ISOBENCH_PROMPT_FILE" prompt_copy.txt')  # fmt: skip
+    script = (
+        'printf "%s\\n%s\\n" "$ISOBENCH_TASK_ID" "$ISOBENCH_WORKDIR" > seen.txt;'
+        ' cp "$ISOBENCH_PROMPT_FILE" prompt_copy.txt'
+    )
     run = agent(f"command:{script}").solve(ctx)
     assert run.returncode == 0 and not run.timed_out
     assert (ctx.workdir / "seen.txt").read_text() == f"toy-agent\n{ctx.workdir}\n"
@@ -68,8 +78,10 @@ def test_command_agent_is_stopped_at_its_time_budget(ctx: SolveContext) -> None:
 
 def test_replay_from_jsonl_and_missing_prediction(ctx: SolveContext, tmp_path: Path) -> None:
     preds = tmp_path / "preds.jsonl"
-    lines = [{"instance_id": "toy-agent", "model_patch": "diff --git a/x b/x\n", "model_name_or_path": "m1"},
-             {"instance_id": "other", "model_patch": None, "model_name_or_path": "m1"}]  # fmt: skip
+    lines = [
+        {"instance_id": "toy-agent", "model_patch": "diff --git a/x b/x\n", "model_name_or_path": "m1"},
+        {"instance_id": "other", "model_patch": None, "model_name_or_path": "m1"},
+    ]
     preds.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     run = agent(f"replay:{preds}").solve(ctx)
     assert run.patch == "diff --git a/x b/x\n" and run.info["model_name_or_path"] == "m1"
@@ -86,9 +98,12 @@ def test_replay_from_a_folder_of_diffs(ctx: SolveContext, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("content", "words"),
-    [("not json\n", "preds.jsonl:1: not JSON"), ('{"model_patch": "x"}\n', "needs a string 'instance_id'"),
-     ('{"instance_id": "a", "model_patch": 3}\n', "'model_patch' must be a string")],
-)  # fmt: skip
+    [
+        ("not json\n", "preds.jsonl:1: not JSON"),
+        ('{"model_patch": "x"}\n', "needs a string 'instance_id'"),
+        ('{"instance_id": "a", "model_patch": 3}\n', "'model_patch' must be a string"),
+    ],
+)
 def test_bad_predictions_file_names_file_and_line(tmp_path: Path, content: str, words: str) -> None:
     preds = tmp_path / "preds.jsonl"
     preds.write_text(content)
@@ -109,8 +124,16 @@ def test_agent_arguments_are_checked(tmp_path: Path) -> None:
 
 def test_prompt_follows_the_template_and_leaks_nothing(ctx: SolveContext) -> None:
     prompt = ctx.prompt
-    for part in (str(ctx.workdir), "Goal:", "Guidelines:", "Workflow:", "Bottleneck description:",
-                 ctx.task.description, "avg_latency", "lower is better"):  # fmt: skip
+    for part in (
+        str(ctx.workdir),
+        "Goal:",
+        "Guidelines:",
+        "Workflow:",
+        "Bottleneck description:",
+        ctx.task.description,
+        "avg_latency",
+        "lower is better",
+    ):
         assert part in prompt
     human = ctx.oracle_patch()
     changed = [line[1:] for line in human.splitlines() if line[:1] in "+-" and line[1:2] not in "+-"]

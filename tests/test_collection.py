@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from support import ANCHOR
 
 TASK = """\
@@ -32,12 +31,28 @@ gpus = {{ source = "archive" }}
 """
 
 
-def task_text(task_id: str, *, mode: str = "serving", gpus: int = 1, tags: str = "[]",
-              status: str = "ready", reason: str = "") -> str:  # fmt: skip
+def task_text(
+    task_id: str,
+    *,
+    mode: str = "serving",
+    gpus: int = 1,
+    tags: str = "[]",
+    status: str = "ready",
+    reason: str = "",
+) -> str:
     repo, short = task_id.split("-")
     human = (short * 5)[:40]
-    return TASK.format(id=task_id, repo=repo, base="f" * 40, human=human, tags=tags, status=status,
-                       reason=reason, mode=mode, gpus=gpus)  # fmt: skip
+    return TASK.format(
+        id=task_id,
+        repo=repo,
+        base="f" * 40,
+        human=human,
+        tags=tags,
+        status=status,
+        reason=reason,
+        mode=mode,
+        gpus=gpus,
+    )
 
 
 @pytest.fixture
@@ -48,7 +63,9 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
         "tasks/vllm/vllm-bbbbbbbb": task_text("vllm-bbbbbbbb", mode="latency", tags='["kernel"]'),
         "tasks/vllm/vllm-cccccccc": task_text("vllm-cccccccc", mode="throughput", gpus=4),
         "tasks/sglang/sglang-dddddddd": task_text("sglang-dddddddd"),
-        "tasks/sglang/sglang-eeeeeeee": task_text("sglang-eeeeeeee", status="incomplete", reason="no model known"),
+        "tasks/sglang/sglang-eeeeeeee": task_text(
+            "sglang-eeeeeeee", status="incomplete", reason="no model known"
+        ),
     }
     pytester.makefile(".toml", **files)
     pytester.makefile(".py", **{"tasks/test_isobench": ANCHOR})
@@ -130,7 +147,9 @@ def test_duplicate_ids_error_naming_both_files(suite: pytest.Pytester) -> None:
 def test_unknown_agent_is_a_usage_error_listing_known_agents(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--isobench-agent=gpt-17")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown agent 'gpt-17'; known agents: command:SHELL, human, noop, replay:PATH*"])
+    result.stderr.fnmatch_lines(
+        ["*unknown agent 'gpt-17'; known agents: command:SHELL, human, noop, replay:PATH*"]
+    )
 
 
 def test_unknown_backend_is_a_usage_error(suite: pytest.Pytester) -> None:
@@ -183,4 +202,6 @@ def test_conftest_can_register_an_agent(suite: pytest.Pytester) -> None:
 
 def test_header_shows_settings_and_catalog(suite: pytest.Pytester, tmp_path: Path) -> None:
     result = suite.runpytest("--collect-only", "--isobench-agent=noop", "--isobench-rounds=3")
-    result.stdout.fnmatch_lines(["isobench: agent=noop backend=local rounds=3*", "isobench: 5 task file(s) from *"])
+    result.stdout.fnmatch_lines(
+        ["isobench: agent=noop backend=local rounds=3*", "isobench: 5 task file(s) from *"]
+    )

@@ -6,24 +6,45 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support import load, write_source_task
 
 from pytest_isobench.options import Settings
 from pytest_isobench.sandbox.base import LeakError, PatchDoesNotApply, SandboxSpec
 from pytest_isobench.sandbox.gitutil import git
 from pytest_isobench.sandbox.local import LocalSandbox, check_no_leak
 from pytest_isobench.sandbox.repos import materialise
-from support import load, write_source_task
 
-BASE = {"pkg/core.py": "def f():\n    return sum(range(10))\n", "pkg/old.py": "GONE = 1\n",
-        "logo.bin": bytes(range(256)), "README": "toy\n"}  # fmt: skip
-HUMAN = {"pkg/core.py": "def f():\n    return 45\n", "pkg/fast.py": "SECRET_FAST_PATH = 'human only'\n",
-         "logo.bin": bytes(range(256)), "README": "toy\n"}  # fmt: skip
+BASE = {
+    "pkg/core.py": "def f():\n    return sum(range(10))\n",
+    "pkg/old.py": "GONE = 1\n",
+    "logo.bin": bytes(range(256)),
+    "README": "toy\n",
+}
+HUMAN = {
+    "pkg/core.py": "def f():\n    return 45\n",
+    "pkg/fast.py": "SECRET_FAST_PATH = 'human only'\n",
+    "logo.bin": bytes(range(256)),
+    "README": "toy\n",
+}
 
 
 def settings(tmp_path: Path, keep: bool = False) -> Settings:
-    return Settings(agent="noop", task_roots=(tmp_path,), explicit_task_roots=True, backend="local", rounds=1,
-                    warmup=0, time_budget_min=1, runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache",
-                    run_id="r", remeasure=False, measure_lock="none", keep_work=keep, rootdir=tmp_path)  # fmt: skip
+    return Settings(
+        agent="noop",
+        task_roots=(tmp_path,),
+        explicit_task_roots=True,
+        backend="local",
+        rounds=1,
+        warmup=0,
+        time_budget_min=1,
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        run_id="r",
+        remeasure=False,
+        measure_lock="none",
+        keep_work=keep,
+        rootdir=tmp_path,
+    )
 
 
 @pytest.fixture

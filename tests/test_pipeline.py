@@ -7,6 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from support import WORK_PY, load, write_source_task
+from test_local_sandbox import settings
 
 from pytest_isobench.agents.base import agent_registry, build_agent
 from pytest_isobench.measure.runner import interleaved_schedule
@@ -14,8 +16,6 @@ from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.results import read_outcomes
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.tasks import LoadedTask
-from support import BENCH_PY, WORK_PY, load, write_source_task
-from test_local_sandbox import settings
 
 SERVER_PY = '''\
 """A toy server: /health, and /v1/work which waits DELAY before answering."""
@@ -51,7 +51,9 @@ print("=" * 50)
 
 
 def job(tmp_path: Path, task_file: Path, spec: str, **overrides: object) -> Job:
-    base = replace(settings(tmp_path), **{"rounds": 3, "warmup": 1, "agent": spec, "run_id": "run1", **overrides})  # type: ignore[arg-type]
+    base = replace(
+        settings(tmp_path), **{"rounds": 3, "warmup": 1, "agent": spec, "run_id": "run1", **overrides}
+    )  # type: ignore[arg-type]
     agent = build_agent(spec, agent_registry([]))
     return Job(LoadedTask(load(task_file), task_file), agent, spec, base, base.run_id or "run1", LocalSandbox)
 
@@ -72,8 +74,10 @@ def work_patch(new_body: str) -> str:
     old = WORK_PY.splitlines()
     assert old[-2:] == ["def step():", "    time.sleep(DELAY)"]
     n = len(old) - 1
-    return ("diff --git a/work.py b/work.py\n--- a/work.py\n+++ b/work.py\n"
-            f"@@ -{n},2 +{n},2 @@\n {old[-2]}\n-{old[-1]}\n+{new_body}\n")  # fmt: skip
+    return (
+        "diff --git a/work.py b/work.py\n--- a/work.py\n+++ b/work.py\n"
+        f"@@ -{n},2 +{n},2 @@\n {old[-2]}\n-{old[-1]}\n+{new_body}\n"
+    )
 
 
 def test_human_is_similar_and_everything_is_recorded(tmp_path: Path, toy: Path) -> None:
@@ -116,16 +120,20 @@ def test_variants_are_interleaved_in_fresh_orders(tmp_path: Path, toy: Path) -> 
 @pytest.mark.parametrize(
     ("patch", "reason"),
     [
-        ("diff --git a/work.py b/work.py\n--- a/work.py\n+++ b/work.py\n@@ -1 +1 @@\n-nope\n+yes\n",
-         "patch_does_not_apply"),
+        (
+            "diff --git a/work.py b/work.py\n--- a/work.py\n+++ b/work.py\n@@ -1 +1 @@\n-nope\n+yes\n",
+            "patch_does_not_apply",
+        ),
         (work_patch("    raise RuntimeError('broken')"), "benchmark_crashed"),
         (work_patch("    import sys; sys.stdout.close(); sys.exit(0)"), "no_metrics"),
         (work_patch("    time.sleep(60)"), "timeout"),
     ],
-)  # fmt: skip
+)
 def test_agent_failures_have_reasons(tmp_path: Path, toy: Path, patch: str, reason: str) -> None:
     outcome = run_job(job(tmp_path, toy, replay_file(tmp_path, patch)))
-    assert outcome.status == "ok" and outcome.hard == "failed" and outcome.hard_reason == reason, outcome.measured
+    assert outcome.status == "ok" and outcome.hard == "failed" and outcome.hard_reason == reason, (
+        outcome.measured
+    )
     assert outcome.hard_pct is None
 
 
@@ -157,9 +165,16 @@ def test_rerun_with_the_same_run_id_resumes(tmp_path: Path, toy: Path) -> None:
 
 def test_serving_benchmark_starts_and_stops_its_server(tmp_path: Path) -> None:
     base = {"server.py": SERVER_PY, "client.py": CLIENT_PY, "work.py": WORK_PY}
-    task_file = write_source_task(tmp_path / "tasks", "toy-sleep", base=base, mode="serving",
-                                  command="python client.py {port}", metric="mean_ttft_ms",
-                                  server="python server.py {port}", extra="server_timeout_s = 20")  # fmt: skip
+    task_file = write_source_task(
+        tmp_path / "tasks",
+        "toy-sleep",
+        base=base,
+        mode="serving",
+        command="python client.py {port}",
+        metric="mean_ttft_ms",
+        server="python server.py {port}",
+        extra="server_timeout_s = 20",
+    )
     outcome = run_job(job(tmp_path, task_file, "noop"))
     assert outcome.hard == "worse" and outcome.hard_metric == "mean_ttft_ms"
     assert outcome.hard_detail["medians"]["human"] < 40 < outcome.hard_detail["medians"]["agent"]

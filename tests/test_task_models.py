@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isobench.tasks import BrokenTaskFile, LoadedTask, load_catalog, load_task_file, metric_lower_is_better
+from pytest_isobench.tasks import (
+    BrokenTaskFile,
+    LoadedTask,
+    load_catalog,
+    load_task_file,
+    metric_lower_is_better,
+)
 
 GOOD = """\
 id = "vllm-ad8d696a"
@@ -60,14 +66,18 @@ def test_good_file_loads_with_marks(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
-        (('gpus = 2', 'gpus = "two"'), "benchmark.gpus", "valid integer"),
+        (("gpus = 2", 'gpus = "two"'), "benchmark.gpus", "valid integer"),
         (('mode = "serving"', 'mode = "offline"'), "benchmark.mode", "'serving'"),
         (('base_commit = "3d92', 'base_commit = "zz92'), "base_commit", "pattern"),
         (('tags = ["scheduler"]', 'tags = ["Not-A-Marker"]'), "tags", "valid marker name"),
         (('tags = ["scheduler"]', 'tags = ["skip"]'), "tags", "reserved"),
         (('title = "Scheduler perf fix"', 'title = "x"\ncolour = "red"'), "colour", "Extra inputs"),
         (('status = "ready"', 'status = "incomplete"'), "<file>", "status_reason"),
-        (('reason = "the archive has no server command"', 'reason = ""'), "benchmark.origin.server", "reason"),
+        (
+            ('reason = "the archive has no server command"', 'reason = ""'),
+            "benchmark.origin.server",
+            "reason",
+        ),
         (('gpus = { source = "archive" }\n', ""), "benchmark", "no origin recorded for ['gpus']"),
         (('metric = "mean_ttft_ms"\n', ""), "<file>", "benchmark.metric is missing"),
     ],
@@ -99,7 +109,9 @@ def test_exactly_one_of_repo_url_and_source(tmp_path: Path) -> None:
 def test_duplicate_ids_error_both_files_and_keep_the_rest(tmp_path: Path) -> None:
     write(tmp_path, GOOD)
     write(tmp_path, GOOD, folder="mirror")
-    other = GOOD.replace("ad8d696a99ca1eee19f1404e16e8e82df592ff85", "bd8d696a99ca1eee19f1404e16e8e82df592ff85")
+    other = GOOD.replace(
+        "ad8d696a99ca1eee19f1404e16e8e82df592ff85", "bd8d696a99ca1eee19f1404e16e8e82df592ff85"
+    )
     write(tmp_path, other.replace('id = "vllm-ad8d696a"', 'id = "vllm-bd8d696a"'), name="vllm-bd8d696a")
     entries = load_catalog([tmp_path])
     dupes = [e for e in entries if isinstance(e, BrokenTaskFile)]
@@ -122,8 +134,15 @@ def test_catalog_order_is_deterministic_and_skips_deep_files(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("metric", "lower"),
-    [("mean_ttft_ms", True), ("p99_itl_ms", True), ("avg_latency", True), ("output_throughput", False),
-     ("tokens_per_second", False), ("request_throughput", False), ("median_e2el_ms", True)],
-)  # fmt: skip
+    [
+        ("mean_ttft_ms", True),
+        ("p99_itl_ms", True),
+        ("avg_latency", True),
+        ("output_throughput", False),
+        ("tokens_per_second", False),
+        ("request_throughput", False),
+        ("median_e2el_ms", True),
+    ],
+)
 def test_metric_direction(metric: str, lower: bool) -> None:
     assert metric_lower_is_better(metric) is lower

@@ -59,8 +59,12 @@ def builtin_agents() -> dict[str, AgentFactory]:
     """The agents that ship with the plugin."""
     from .builtin import CommandAgent, HumanAgent, NoopAgent, ReplayAgent
 
-    return {"human": HumanAgent.create, "noop": NoopAgent.create, "replay": ReplayAgent.create,
-            "command": CommandAgent.create}  # fmt: skip
+    return {
+        "human": HumanAgent.create,
+        "noop": NoopAgent.create,
+        "replay": ReplayAgent.create,
+        "command": CommandAgent.create,
+    }
 
 
 def agent_registry(extra: list[Mapping[str, AgentFactory]]) -> dict[str, AgentFactory]:

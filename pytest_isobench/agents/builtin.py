@@ -60,11 +60,16 @@ class ReplayAgent:
     @classmethod
     def create(cls, arg: str | None) -> ReplayAgent:
         if not arg:
-            raise ValueError("replay needs a path: replay:PATH (a predictions .jsonl or a folder of <task-id>.diff)")
+            raise ValueError(
+                "replay needs a path: replay:PATH (a predictions .jsonl or a folder of <task-id>.diff)"
+            )
         source = Path(arg).expanduser().resolve()
         if source.is_dir():
             predictions = {
-                p.stem: {"model_patch": p.read_text(encoding="utf-8", errors="surrogateescape"), "file": str(p)}
+                p.stem: {
+                    "model_patch": p.read_text(encoding="utf-8", errors="surrogateescape"),
+                    "file": str(p),
+                }
                 for p in sorted(source.glob("*.diff"))
             }
         elif source.is_file():
@@ -84,7 +89,7 @@ class ReplayAgent:
 
 
 def load_predictions(path: Path) -> dict[str, dict[str, Any]]:
-    """SWE-bench-style lines ``{"instance_id", "model_patch", "model_name_or_path"}``; the last per id wins."""
+    """SWE-bench-style lines ``{"instance_id", "model_patch", "model_name_or_path"}``; last wins."""
     predictions: dict[str, dict[str, Any]] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

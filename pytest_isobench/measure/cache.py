@@ -42,8 +42,11 @@ def machine_fingerprint() -> dict[str, Any]:
         try:
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=20, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
             gpus = [line.strip() for line in out.stdout.splitlines() if line.strip()]
         except (OSError, subprocess.TimeoutExpired):
             gpus = []

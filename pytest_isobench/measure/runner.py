@@ -64,7 +64,7 @@ def wait_ready(url: str, alive: Callable[[], bool], timeout_s: float) -> str | N
         if not alive():
             return "the server exited before it answered"
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (local URL from the task)
+            with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return None
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
@@ -77,7 +77,7 @@ def wait_ready(url: str, alive: Callable[[], bool], timeout_s: float) -> str | N
 def run_benchmark(
     sandbox: Sandbox, bench: Benchmark, tree: Path, out_dir: Path, *, variant: str, round_no: int
 ) -> BenchRun:
-    """Run the benchmark once on ``tree``; artifacts (stdout, stderr, server log, results) go to ``out_dir``."""
+    """Run the benchmark once on ``tree``; its output, server log and results go to ``out_dir``."""
     assert bench.command is not None
     result_dir = out_dir / "results"
     result_dir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +90,11 @@ def run_benchmark(
         if bench.server:
             server_command = substitute(bench.server, port=port, result_dir=result_dir)
             server = sandbox.start(server_command, cwd=tree, env=env, log_path=out_dir / "server.log")
-            why = wait_ready(substitute(bench.ready_url, port=port, result_dir=result_dir), server.alive,
-                             bench.server_timeout_s)  # fmt: skip
+            why = wait_ready(
+                substitute(bench.ready_url, port=port, result_dir=result_dir),
+                server.alive,
+                bench.server_timeout_s,
+            )
             if why is not None:
                 run.status, run.detail = "server_failed", why
                 return run
@@ -150,8 +153,9 @@ def measure(
             name = f"warmup-{index}" if round_no < 0 else f"round-{round_no}"
             if progress:
                 progress(f"{name} {variant}")
-            run = run_benchmark(sandbox, bench, trees[variant], out_dir / name / variant,
-                                variant=variant, round_no=round_no)  # fmt: skip
+            run = run_benchmark(
+                sandbox, bench, trees[variant], out_dir / name / variant, variant=variant, round_no=round_no
+            )
             runs[variant].append(run)
             if run.status != "ok":
                 failed.add(variant)

@@ -51,7 +51,7 @@ class Sandbox(Protocol):
         ...
 
     def variant_tree(self, variant: str, patch: str | None = None) -> Path:
-        """A tree to measure: ``baseline``, ``human`` or ``agent`` (base + patch; may raise PatchDoesNotApply)."""
+        """A tree to measure: ``baseline``, ``human`` or ``agent`` (base + patch, or PatchDoesNotApply)."""
         ...
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:

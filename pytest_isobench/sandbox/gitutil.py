@@ -20,13 +20,19 @@ FIXED_IDENTITY = {
     "GIT_TERMINAL_PROMPT": "0",
 }
 ISOLATED_CONFIG = (
-    "-c", "core.autocrlf=false",
-    "-c", "core.fileMode=true",
-    "-c", "core.hooksPath=" + os.devnull,
-    "-c", "commit.gpgsign=false",
-    "-c", "init.defaultBranch=main",
-    "-c", "gc.auto=0",
-)  # fmt: skip
+    "-c",
+    "core.autocrlf=false",
+    "-c",
+    "core.fileMode=true",
+    "-c",
+    "core.hooksPath=" + os.devnull,
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "init.defaultBranch=main",
+    "-c",
+    "gc.auto=0",
+)
 
 
 class GitError(RuntimeError):
@@ -61,7 +67,9 @@ def git(
         check=False,
     )
     if check and result.returncode != 0:
-        raise GitError(f"`git {' '.join(args)}` in {cwd} failed ({result.returncode}): {result.stderr.strip()}")
+        raise GitError(
+            f"`git {' '.join(args)}` in {cwd} failed ({result.returncode}): {result.stderr.strip()}"
+        )
     return result
 
 

@@ -49,7 +49,9 @@ def count_gpus() -> int:
     if shutil.which("nvidia-smi") is None:
         return 0
     try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
@@ -84,7 +86,9 @@ class LocalSandbox:
         git("commit", "--quiet", "--no-verify", "-m", "Initial state", cwd=self.workdir, isolated=True)
         self.workdir_base = git("rev-parse", "HEAD", cwd=self.workdir).stdout.strip()
         tree = git("rev-parse", "HEAD^{tree}", cwd=self.workdir).stdout.strip()
-        expected = git("--git-dir", str(self.repo), "rev-parse", f"{self.task.base_commit}^{{tree}}", cwd=self.workspace)
+        expected = git(
+            "--git-dir", str(self.repo), "rev-parse", f"{self.task.base_commit}^{{tree}}", cwd=self.workspace
+        )
         if tree != expected.stdout.strip():
             raise SandboxError(
                 f"task {self.task.id}: the working copy's tree {tree} differs from the base tree"
@@ -104,9 +108,19 @@ class LocalSandbox:
             git(*base_args, "read-tree", self.workdir_base, cwd=self.workdir, env=env)
             git(*base_args, "add", "--all", "--", ".", *EXCLUDED_FROM_PATCH, cwd=self.workdir, env=env)
             diff = git(
-                *base_args, "diff", "--cached", "--binary", "--full-index", "--no-color", "--no-ext-diff",
-                "--no-renames", self.workdir_base, "--", cwd=self.workdir, env=env,
-            )  # fmt: skip
+                *base_args,
+                "diff",
+                "--cached",
+                "--binary",
+                "--full-index",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-renames",
+                self.workdir_base,
+                "--",
+                cwd=self.workdir,
+                env=env,
+            )
         finally:
             index.unlink(missing_ok=True)
         return diff.stdout
@@ -158,9 +172,14 @@ class LocalSandbox:
         stdin_path: Path | None = None,
     ) -> RunResult:
         return run(
-            command, cwd=cwd, env=env, timeout_s=timeout_s,
-            stdout_path=stdout_path, stderr_path=stderr_path, stdin_path=stdin_path,
-        )  # fmt: skip
+            command,
+            cwd=cwd,
+            env=env,
+            timeout_s=timeout_s,
+            stdout_path=stdout_path,
+            stderr_path=stderr_path,
+            stdin_path=stdin_path,
+        )
 
     def start(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Process:
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,12 +208,30 @@ def check_no_leak(workdir: Path, repo: Path, base_commit: str, human_commit: str
         problems.append("the working copy has remotes")
     if (workdir / ".git" / "objects" / "info" / "alternates").exists():
         problems.append("the working copy borrows objects (alternates)")
-    human_tree = git("--git-dir", str(repo), "rev-parse", f"{human_commit}^{{tree}}", cwd=workdir).stdout.strip()
-    for label, obj in (("human commit", human_commit), ("human tree", human_tree), ("base commit", base_commit)):
+    human_tree = git(
+        "--git-dir", str(repo), "rev-parse", f"{human_commit}^{{tree}}", cwd=workdir
+    ).stdout.strip()
+    for label, obj in (
+        ("human commit", human_commit),
+        ("human tree", human_tree),
+        ("base commit", base_commit),
+    ):
         if has_object(obj, workdir):
             problems.append(f"the {label} {obj} is reachable")
-    base_blobs = set(git("--git-dir", str(repo), "ls-tree", "-r", "--object-only", base_commit, cwd=workdir).stdout.split())
-    raw = git("--git-dir", str(repo), "diff-tree", "-r", "--no-renames", "--raw", base_commit, human_commit, cwd=workdir)
+    base_blobs = set(
+        git("--git-dir", str(repo), "ls-tree", "-r", "--object-only", base_commit, cwd=workdir).stdout.split()
+    )
+    raw = git(
+        "--git-dir",
+        str(repo),
+        "diff-tree",
+        "-r",
+        "--no-renames",
+        "--raw",
+        base_commit,
+        human_commit,
+        cwd=workdir,
+    )
     for line in raw.stdout.splitlines():
         fields = line.split("\t", 1)[0].split()
         if len(fields) < 5 or fields[4] == "D":

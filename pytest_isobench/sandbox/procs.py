@@ -122,7 +122,7 @@ def run(
     with (
         stdout_path.open("wb") as out,
         stderr_path.open("wb") as err,
-        (stdin_path.open("rb") if stdin_path else open(os.devnull, "rb")) as stdin,
+        stdin_path.open("rb") if stdin_path else open(os.devnull, "rb") as stdin,
     ):
         process = Process(command, cwd=cwd, env=env, stdout=out, stderr=err, stdin=stdin)
         timed_out = False

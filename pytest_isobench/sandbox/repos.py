@@ -57,7 +57,9 @@ def _clone(task: Task, cache_dir: Path) -> Path:
     if not re.match(r"^[a-z][a-z0-9+.-]*://", url) and not url.startswith("git@"):
         local = Path(url).expanduser()
         if not local.exists():
-            raise RepoError(f"repo_url {task.repo_url!r} of task {task.id} is neither a URL nor an existing path")
+            raise RepoError(
+                f"repo_url {task.repo_url!r} of task {task.id} is neither a URL nor an existing path"
+            )
         url = str(local.resolve())
     dest = cache_dir / _slug(url)
     with file_lock(cache_dir / (dest.name + ".lock")):
@@ -134,7 +136,10 @@ def _build_from_source(task: Task, task_file: Path, cache_dir: Path) -> Path:
             tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_dir))
             try:
                 base, human = build_source_repo(task, task_file, tmp / "repo")
-                for field, want, got in (("base_commit", task.base_commit, base), ("human_commit", task.human_commit, human)):
+                for field, want, got in (
+                    ("base_commit", task.base_commit, base),
+                    ("human_commit", task.human_commit, human),
+                ):
                     if want != got:
                         raise RepoError(
                             f"{task_file}: {field}: the sources build commit {got}, the file says {want};"

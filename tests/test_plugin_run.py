@@ -1,0 +1,122 @@
+"""Whole runs through pytest: verdicts as pass/fail, the outcome on reports, markers, summary, JSON report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from support import ANCHOR, WORK_PY, write_source_task
+
+DIST_MODES = {"single": [], "xdist2": ["-n", "2"], "no-xdist": ["-p", "no:xdist"]}
+FAST = ["--isobench-rounds=2", "--isobench-warmup=0", "-p", "no:cacheprovider"]
+
+
+@pytest.fixture(params=list(DIST_MODES), ids=list(DIST_MODES))
+def dist(request: pytest.FixtureRequest) -> list[str]:
+    return DIST_MODES[request.param]
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    """Two toy tasks whose human change cuts a sleep from 60 ms to 20 ms."""
+    for task_id in ("toy-one", "toy-two"):
+        write_source_task(pytester.path / "tasks", task_id)
+    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
+    pytester.makeini("[pytest]\naddopts = --strict-markers\n")
+    return pytester
+
+
+def run_dir(pytester: pytest.Pytester) -> Path:
+    (path,) = (pytester.path / ".isobench" / "runs").iterdir()
+    return path
+
+
+def test_human_passes_noop_fails_in_every_mode(suite: pytest.Pytester, dist: list[str]) -> None:
+    result = suite.runpytest("--isobench-agent=human", *FAST, *dist)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*isobench: run *",
+            "toy-one*similar*avg_latency*unscored*",
+            "repo*agent*tasks*beats*similar*",
+            "toy*human*2*0*2*0*0*",
+        ]
+    )
+    result = suite.runpytest("--isobench-agent=noop", *FAST, *dist)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*toy-one: agent noop is worse than the human change on avg_latency*"])
+
+
+def test_outcome_reaches_json_report_and_outcomes_file(suite: pytest.Pytester, dist: list[str]) -> None:
+    result = suite.runpytest(
+        "--isobench-agent=noop", *FAST, *dist, "--json-report", "--json-report-file=r.json"
+    )
+    result.assert_outcomes(failed=2)
+    report = json.loads((suite.path / "r.json").read_text())
+    assert report["isobench"]["groups"] == [
+        {
+            "repo": "toy",
+            "agent": "noop",
+            "n": 2,
+            "beats": 0,
+            "similar": 0,
+            "worse": 2,
+            "failed": 0,
+            "q1": 0,
+            "q2": 0,
+            "q3": 0,
+            "q4": 0,
+            "unscored": 2,
+            "hard_success_pct": 0.0,
+            "true_success_pct": 0.0,
+            "gap_pct": 0.0,
+            "right_target_pct": 0.0,
+        }
+    ]
+    for test in report["tests"]:
+        (props,) = test["user_properties"]
+        outcome = props["isobench"]
+        assert outcome["hard"] == "worse" and outcome["agent"] == "noop" and outcome["quadrant"] == "unscored"
+        assert {"isobench_hard_worse", "isobench_unscored"} <= set(test["keywords"])
+    records = [json.loads(line) for line in (run_dir(suite) / "outcomes.jsonl").read_text().splitlines()]
+    assert sorted(r["task_id"] for r in records) == ["toy-one", "toy-two"]
+    assert all(r["run_id"] == run_dir(suite).name for r in records)
+
+
+def test_runs_without_json_report_plugin(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--isobench-agent=human", *FAST, "-p", "no:pytest_jsonreport")
+    result.assert_outcomes(passed=2)
+
+
+def test_rerun_with_run_id_resumes_recorded_tasks(suite: pytest.Pytester) -> None:
+    first = suite.runpytest("--isobench-agent=noop", *FAST, "-k", "toy-one")
+    first.assert_outcomes(failed=1)
+    run_id = run_dir(suite).name
+    result = suite.runpytest(
+        "--isobench-agent=noop",
+        *FAST,
+        f"--isobench-run-id={run_id}",
+        "--log-level=INFO",
+        "-o",
+        "log_cli=true",
+    )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*toy-one: resumed: outcome already recorded*"])
+
+
+def test_agent_failure_is_a_failure_and_infrastructure_trouble_an_error(suite: pytest.Pytester) -> None:
+    preds = suite.path / "preds.jsonl"
+    broken = "diff --git a/work.py b/work.py\n--- a/work.py\n+++ b/work.py\n@@ -1 +1 @@\n-no such line\n+x\n"
+    preds.write_text(json.dumps({"instance_id": "toy-one", "model_patch": broken}) + "\n")
+    write_source_task(
+        suite.path / "tasks", "toy-two", base={"bench.py": "raise SystemExit(3)\n", "work.py": WORK_PY}
+    )
+    result = suite.runpytest(f"--isobench-agent=replay:{preds}", *FAST)
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*toy-two: infrastructure error, not the agent's: *baseline variant failed*",
+            "*toy-one: agent replay:* failed (patch_does_not_apply)*",
+        ]
+    )

@@ -1,0 +1,180 @@
+"""`python -m pytest_isobench summarize` rebuilds the paper's table from outcomes, running nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_isobench.scoring import quadrant
+
+R = [
+    # task, repo, agent, hard, bottleneck, extra
+    ("v1", "vllm", "a", "worse", "different_target", {}),  # superseded by the later v1 line
+    ("v1", "vllm", "a", "beats", "same_target", {"hard_pct": 12.5}),  # Q1
+    ("v2", "vllm", "a", "similar", "related_target", {}),  # Q1
+    ("v3", "vllm", "a", "worse", "same_target", {}),  # Q2
+    ("v4", "vllm", "a", "failed", "different_target", {"hard_pct": None}),  # Q4
+    ("v5", "vllm", "a", "similar", "different_target", {}),  # Q3 (lucky win)
+    ("v6", "vllm", "a", "beats", None, {}),  # unscored
+    ("v7", "vllm", "a", "worse", "same_target", {"quadrant": "Q4"}),  # a recorded quadrant is kept
+    ("v8", "vllm", "a", "failed", "no_optimization", {"unknown_key": [1, 2]}),  # Q4
+    ("s1", "sglang", "a", "similar", "related_target", {}),  # Q1
+    ("s2", "sglang", "a", "worse", None, {"approach": None}),  # unscored
+    ("s3", "sglang", "a", "beats", "same_target", {}),  # Q1
+]
+EXPECTED = [
+    {
+        "repo": "sglang",
+        "agent": "a",
+        "n": 3,
+        "beats": 1,
+        "similar": 1,
+        "worse": 1,
+        "failed": 0,
+        "q1": 2,
+        "q2": 0,
+        "q3": 0,
+        "q4": 0,
+        "unscored": 1,
+        "hard_success_pct": 66.7,
+        "true_success_pct": 66.7,
+        "gap_pct": 0.0,
+        "right_target_pct": 66.7,
+    },
+    {
+        "repo": "vllm",
+        "agent": "a",
+        "n": 8,
+        "beats": 2,
+        "similar": 2,
+        "worse": 2,
+        "failed": 2,
+        "q1": 2,
+        "q2": 1,
+        "q3": 1,
+        "q4": 3,
+        "unscored": 1,
+        "hard_success_pct": 50.0,
+        "true_success_pct": 25.0,
+        "gap_pct": 12.5,
+        "right_target_pct": 37.5,
+    },
+]
+
+
+@pytest.fixture
+def outcomes(tmp_path: Path) -> Path:
+    path = tmp_path / "run" / "outcomes.jsonl"
+    path.parent.mkdir()
+    lines = [
+        json.dumps({"task_id": t, "repo": r, "agent": a, "hard": h, "bottleneck": b, **x})
+        for t, r, a, h, b, x in R
+    ]
+    path.write_text("\n".join(lines) + "\n\n")
+    return path
+
+
+def summarize(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_isobench", "summarize", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_json_matches_the_hand_checked_table(outcomes: Path) -> None:
+    for target in (outcomes, outcomes.parent):
+        result = summarize(str(target), "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"groups": EXPECTED}
+
+
+def test_text_table(outcomes: Path) -> None:
+    result = summarize(str(outcomes))
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "repo",
+        "agent",
+        "tasks",
+        "beats",
+        "similar",
+        "worse",
+        "failed",
+        "Q1",
+        "Q2",
+        "Q3",
+        "Q4",
+        "unscored",
+        "hard%",
+        "true%",
+        "gap%",
+        "target%",
+    ]
+    assert lines[1].split() == [
+        "sglang",
+        "a",
+        "3",
+        "1",
+        "1",
+        "1",
+        "0",
+        "2",
+        "0",
+        "0",
+        "0",
+        "1",
+        "66.7",
+        "66.7",
+        "0.0",
+        "66.7",
+    ]
+    assert lines[2].split()[:3] == ["vllm", "a", "8"] and lines[2].split()[-4:] == [
+        "50.0",
+        "25.0",
+        "12.5",
+        "37.5",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json}\n", "outcomes.jsonl:1: not JSON"),
+        ('{"task_id": "x", "repo": "r", "agent": "a"}\n', "no 'hard' key"),
+        ("[1]\n", "expected a JSON object"),
+    ],
+)
+def test_bad_files_name_file_and_line(tmp_path: Path, content: str, words: str) -> None:
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text(content)
+    result = summarize(str(path))
+    assert result.returncode == 2 and words in result.stderr
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    result = summarize(str(tmp_path))
+    assert result.returncode == 2 and "no outcomes.jsonl here" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("hard", "bottleneck", "expected"),
+    [
+        ("beats", "same_target", "Q1"),
+        ("similar", "related_target", "Q1"),
+        ("worse", "related_target", "Q2"),
+        ("failed", "same_target", "Q2"),
+        ("beats", "different_target", "Q3"),
+        ("similar", "no_optimization", "Q3"),
+        ("worse", "different_target", "Q4"),
+        ("failed", "no_optimization", "Q4"),
+        ("beats", None, "unscored"),
+        (None, "same_target", "Q2"),
+    ],
+)
+def test_quadrant_rule(hard: str | None, bottleneck: str | None, expected: str) -> None:
+    assert quadrant(hard, bottleneck) == expected
