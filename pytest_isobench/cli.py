@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .tasks import BrokenTaskFile, LoadedTask, load_catalog
+from .tasks import BrokenTaskFile, LoadedTask, curation_gaps, load_catalog
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -20,16 +20,18 @@ def _validate(args: argparse.Namespace) -> int:
             return 2
     entries = load_catalog(roots)
     broken = [e for e in entries if isinstance(e, BrokenTaskFile)]
-    incomplete = [e for e in entries if isinstance(e, LoadedTask) and e.task.status == "incomplete"]
+    gaps = {e.path: curation_gaps(e.task) for e in entries if isinstance(e, LoadedTask)}
     for bad in broken:
         print(bad.message)
-    for entry in incomplete:
-        print(f"{entry.path}: status: incomplete: {entry.task.status_reason}")
+    for path, problems in gaps.items():
+        for problem in problems:
+            print(f"{path}: {problem}")
+    unfinished = sum(1 for problems in gaps.values() if problems)
     print(
-        f"{len(entries)} task file(s): {len(entries) - len(broken)} valid, {len(broken)} broken, "
-        f"{len(incomplete)} incomplete"
+        f"{len(entries)} task file(s): {len(entries) - len(broken)} valid, {len(broken)} broken,"
+        f" {unfinished} not fully curated"
     )
-    return 1 if broken else 0
+    return 1 if broken or (args.strict and unfinished) else 0
 
 
 def _hashes(args: argparse.Namespace) -> int:
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="check task files; exit 1 if any is broken")
     validate.add_argument("paths", nargs="*", help="task files or task roots (default: tasks)")
+    validate.add_argument("--strict", action="store_true", help="also fail when a task is not fully curated")
     validate.set_defaults(func=_validate)
     hashes = sub.add_parser("hashes", help="print the commit hashes a source (smoke) task builds")
     hashes.add_argument("paths", nargs="+", help="task files or task roots")

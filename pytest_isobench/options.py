@@ -20,6 +20,7 @@ CACHE_DIR_HELP = "content-addressed cache: task repositories, baseline/human mea
 RUN_ID_HELP = "reuse a run id: finished stages of that run are kept, the rest resumes"
 REMEASURE_HELP = "measure baseline and human again instead of reusing cached results"
 MEASURE_LOCK_HELP = "host: one measurement at a time on this host (pytest-xdist workers queue); none: no lock"
+HINTS_HELP = "what the prompt adds to the description: none, or files (target files, as the original runs)"
 KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task"
 
 # Each option: (flag, dest, ini type, help). The env var is dest in upper case; defaults live in resolve().
@@ -33,6 +34,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-cache-dir", "isobench_cache_dir", "string", CACHE_DIR_HELP),
     ("--isobench-run-id", "isobench_run_id", "string", RUN_ID_HELP),
     ("--isobench-measure-lock", "isobench_measure_lock", "string", MEASURE_LOCK_HELP),
+    ("--isobench-hints", "isobench_hints", "string", HINTS_HELP),
 )
 _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--isobench-remeasure", "isobench_remeasure", REMEASURE_HELP),
@@ -58,6 +60,7 @@ class Settings:
     measure_lock: str
     keep_work: bool
     rootdir: Path
+    hints: str = "none"
 
     @property
     def time_budget_s(self) -> float:
@@ -161,6 +164,9 @@ def resolve(config: pytest.Config) -> Settings:
     lock, where = _raw(config, "isobench_measure_lock")
     if lock not in (None, "host", "none"):
         raise pytest.UsageError(f"{where}: {lock!r} is not one of: host, none")
+    hints, where = _raw(config, "isobench_hints")
+    if hints not in (None, "none", "files"):
+        raise pytest.UsageError(f"{where}: {hints!r} is not one of: none, files")
     state = config.rootpath / ".isobench"
     return Settings(
         agent=str(agent).strip() or None if agent is not None else None,
@@ -177,15 +183,8 @@ def resolve(config: pytest.Config) -> Settings:
         measure_lock=str(lock or "host"),
         keep_work=_flag(config, "isobench_keep_work"),
         rootdir=config.rootpath,
+        hints=str(hints or "none"),
     )
 
 
-def describe(settings: Settings) -> str:
-    """One line for the report header."""
-    return (
-        f"isobench: agent={settings.agent or '(none)'} backend={settings.backend} rounds={settings.rounds}"
-        f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min"
-    )
-
-
-__all__ = ["Settings", "add_options", "describe", "resolve"]
+__all__ = ["Settings", "add_options", "resolve"]

@@ -104,6 +104,7 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
         repo=job.task.repo,
         agent=job.agent_spec,
         run_id=job.run_id,
+        hints=job.settings.hints,
         artifacts=str(job.artifacts),
     )
     try:
@@ -177,7 +178,7 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
         return patch_file.read_text(encoding="utf-8", errors="surrogateescape"), AgentRun(**data)
     say("creating the agent's working copy")
     workdir = sandbox.agent_workdir()
-    prompt = render_prompt(job.task, workdir)
+    prompt = render_prompt(job.task, workdir, job.settings.hints)
     prompt_file = art / "prompt.txt"
     prompt_file.write_text(prompt, encoding="utf-8")
     ctx = SolveContext(

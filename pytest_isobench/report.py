@@ -14,10 +14,11 @@ from .scoring import LEGEND, render_table, summarize
 class RunCollector:
     """Accumulates outcomes as reports arrive (replayed from workers under xdist); summary() is pure."""
 
-    def __init__(self, run_id: str, run_dir: Path, agent: str | None) -> None:
+    def __init__(self, run_id: str, run_dir: Path, agent: str | None, hints: str = "none") -> None:
         self.run_id = run_id
         self.run_dir = run_dir
         self.agent = agent
+        self.hints = hints
         self.records: dict[str, dict[str, Any]] = {}
         self.skipped: dict[str, str] = {}
         self.errors: dict[str, str] = {}
@@ -41,6 +42,7 @@ class RunCollector:
         return {
             "run_id": self.run_id,
             "run_dir": str(self.run_dir),
+            "hints": self.hints,
             "groups": summarize(records),
             "tasks": [_task_row(r) for r in sorted(records, key=lambda r: (r["repo"], r["task_id"]))],
             "skipped": len(self.skipped),
@@ -57,7 +59,7 @@ class RunCollector:
         if not (self.records or self.skipped or self.errors):
             return
         summary = self.summary()
-        terminalreporter.write_sep("=", f"isobench: run {self.run_id}")
+        terminalreporter.write_sep("=", f"isobench: run {self.run_id} (hints: {self.hints})")
         for row in summary["tasks"]:
             terminalreporter.write_line(_task_line(row))
         if summary["groups"]:

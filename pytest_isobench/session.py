@@ -56,7 +56,7 @@ def configure(config: pytest.Config) -> None:
         return
     run_id = settings.run_id or new_run_id()
     config.stash[RUN_ID_KEY] = run_id
-    collector = RunCollector(run_id, settings.runs_dir / run_id, settings.agent)
+    collector = RunCollector(run_id, settings.runs_dir / run_id, settings.agent, settings.hints)
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, "isobench-collector")
     if config.pluginmanager.hasplugin("xdist"):
@@ -87,7 +87,7 @@ def header_lines(config: pytest.Config) -> list[str]:
     roots = ", ".join(str(r) for r in settings.task_roots)
     return [
         f"isobench: agent={settings.agent or '(none)'} backend={settings.backend} rounds={settings.rounds}"
-        f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min"
+        f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min hints={settings.hints}"
         f" run={config.stash[RUN_ID_KEY]}",
         f"isobench: {len(catalog)} task file(s) from {roots}" + (f", {broken} broken" if broken else ""),
     ]

@@ -205,6 +205,18 @@ class Task(Strict):
         return list(dict.fromkeys(names))
 
 
+def curation_gaps(task: Task) -> list[str]:
+    """What a valid task still lacks before it is fully curated: ``field: problem`` lines."""
+    gaps = []
+    if task.status != "ready":
+        gaps.append(f"status: incomplete: {task.status_reason}")
+    if not task.description.strip():
+        gaps.append("description: empty (write the agent-facing bottleneck description)")
+    if task.correctness is None:
+        gaps.append("correctness: missing (say how to check that answers stay the same)")
+    return gaps
+
+
 @dataclass(frozen=True)
 class LoadedTask:
     """A valid task and the file it came from."""

@@ -140,3 +140,13 @@ def test_prompt_follows_the_template_and_leaks_nothing(ctx: SolveContext) -> Non
     assert changed and not any(line.strip() and line in prompt for line in changed)
     assert ctx.task.title not in prompt  # the PR title is the commit message's subject
     assert "work.py" not in prompt  # no file hints at the default hint level
+
+
+def test_files_hint_adds_the_target_files_only_when_asked(ctx: SolveContext) -> None:
+    plain = render_prompt(ctx.task, ctx.workdir)
+    hinted = render_prompt(ctx.task, ctx.workdir, "files")
+    assert "work.py" not in plain
+    assert "Files to look at first" in hinted and "- work.py" in hinted
+    assert hinted.startswith(plain.rstrip("\n"))
+    with pytest.raises(ValueError, match="unknown hint level 'all'"):
+        render_prompt(ctx.task, ctx.workdir, "all")

@@ -84,6 +84,18 @@ def test_outcome_reaches_json_report_and_outcomes_file(suite: pytest.Pytester, d
     assert all(r["run_id"] == run_dir(suite).name for r in records)
 
 
+def test_hint_level_reaches_prompt_outcome_and_summary(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--isobench-agent=human", *FAST, "--isobench-hints=files", "-k", "toy-one")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*isobench: run * (hints: files)*"])
+    (record,) = [json.loads(line) for line in (run_dir(suite) / "outcomes.jsonl").read_text().splitlines()]
+    assert record["hints"] == "files"
+    assert "- work.py" in (Path(record["artifacts"]) / "prompt.txt").read_text()
+    bad = suite.runpytest("--isobench-hints=everything")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--isobench-hints: 'everything' is not one of: none, files*"])
+
+
 def test_runs_without_json_report_plugin(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--isobench-agent=human", *FAST, "-p", "no:pytest_jsonreport")
     result.assert_outcomes(passed=2)

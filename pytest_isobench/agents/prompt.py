@@ -37,12 +37,25 @@ files); you do not need to commit or write a patch file.
 
 Bottleneck description:
 {description}
+{hints}"""
+FILES_HINT = """
+Files to look at first (the ones the reference change touched):
+{files}
 """
+HINT_LEVELS = ("none", "files")
 
 
-def render_prompt(task: Task, workdir: Path) -> str:
-    """The prompt for one task; the working copy's path is where the agent sees it."""
+def render_prompt(task: Task, workdir: Path, hints: str = "none") -> str:
+    """The prompt for one task; the working copy's path is where the agent sees it.
+
+    ``hints="files"`` adds the task's target files, as the original ISO-Bench runs did, so results can
+    be compared with theirs; the default reveals nothing beyond the description.
+    """
+    if hints not in HINT_LEVELS:
+        raise ValueError(f"unknown hint level {hints!r}; known: {', '.join(HINT_LEVELS)}")
     bench = task.benchmark
+    files = "\n".join(f"- {name}" for name in task.target_files)
+    hint_text = FILES_HINT.format(files=files) if hints == "files" and files else ""
     return TEMPLATE.format(
         workdir=workdir,
         repo_name=task.repo,
@@ -50,4 +63,5 @@ def render_prompt(task: Task, workdir: Path) -> str:
         metric=bench.metric or "its primary metric",
         better="lower" if bench.lower_is_better else "higher",
         description=task.description.strip() or "(no description has been written for this task yet)",
+        hints=hint_text,
     )
