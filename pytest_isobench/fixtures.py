@@ -8,7 +8,6 @@ import pytest
 
 from .keys import AGENT_KEY, RUN_ID_KEY, SANDBOX_KEY, SETTINGS_KEY, WIRE_KEY
 from .options import Settings
-from .pipeline import InfrastructureError, Job, TaskSkipped, check_runnable, run_job
 from .results import Outcome
 from .tasks import BrokenTaskFile, LoadedTask
 
@@ -44,6 +43,9 @@ def isobench_task(request: pytest.FixtureRequest) -> LoadedTask:
 @pytest.fixture
 def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) -> Outcome:
     """Run the agent on the task and measure it; the outcome is recorded before anything is asserted."""
+    # Imported here: loading the plugin (collection, --help) should not pay for the whole pipeline.
+    from .pipeline import InfrastructureError, Job, TaskSkipped, check_runnable, run_job
+
     config = request.config
     agent = config.stash[AGENT_KEY]
     settings = config.stash[SETTINGS_KEY]

@@ -1,0 +1,1 @@
+"""Ways to run the engine: the OpenAI-compatible HTTP server and offline generation."""
