@@ -31,12 +31,24 @@ def main() -> None:
     catalog = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
     with tempfile.TemporaryDirectory() as empty:
         (Path(empty) / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
-        bare = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:isobench"]
+        bare = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:isobench",
+        ]
         runs_catalog, runs_bare = [], []
         for _ in range(args.repeat):  # alternate, so drift hits both alike
             runs_bare.append(timed(bare, Path(empty)))
             runs_catalog.append(timed(catalog, ROOT))
-    items = subprocess.run(catalog, cwd=ROOT, capture_output=True, text=True, check=True).stdout.count("::test_task[")
+    items = subprocess.run(catalog, cwd=ROOT, capture_output=True, text=True, check=True).stdout.count(
+        "::test_task["
+    )
     ratio = statistics.median(runs_catalog) / statistics.median(runs_bare)
     print(f"catalog items: {items}")
     print(f"bare pytest start-up (median of {args.repeat}): {statistics.median(runs_bare):.3f} s")

@@ -26,10 +26,23 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        argv = [sys.executable, "-m", "pytest", "-m", "smoke", f"--isobench-agent={args.agent}",
-                f"--isobench-rounds={args.rounds}", "--isobench-remeasure", f"--isobench-runs-dir={tmp}/runs",
-                f"--isobench-cache-dir={tmp}/cache", "--json-report", f"--json-report-file={report}",
-                "-p", "no:cacheprovider", "-q"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "smoke",
+            f"--isobench-agent={args.agent}",
+            f"--isobench-rounds={args.rounds}",
+            "--isobench-remeasure",
+            f"--isobench-runs-dir={tmp}/runs",
+            f"--isobench-cache-dir={tmp}/cache",
+            "--json-report",
+            f"--json-report-file={report}",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ]
         subprocess.run(argv, cwd=ROOT, check=False, capture_output=True)
         data = json.loads(report.read_text())
     total_item = total_bench = total_agent = 0.0
@@ -41,8 +54,10 @@ def main() -> None:
         agent = outcome["agent_run"].get("duration_s", 0.0)
         overhead = item - bench - agent
         total_item, total_bench, total_agent = total_item + item, total_bench + bench, total_agent + agent
-        print(f"{outcome['task_id']:<18} item {item:6.2f} s  benchmark runs {bench:6.2f} s  agent {agent:5.2f} s"
-              f"  overhead {overhead:5.2f} s  ratio {overhead / bench:.3f}")  # fmt: skip
+        print(
+            f"{outcome['task_id']:<18} item {item:6.2f} s  benchmark runs {bench:6.2f} s"
+            f"  agent {agent:5.2f} s  overhead {overhead:5.2f} s  ratio {overhead / bench:.3f}"
+        )
     overhead = total_item - total_bench - total_agent
     print(f"all smoke tasks: overhead / benchmark-run time = {overhead / total_bench:.3f}")
 

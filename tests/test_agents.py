@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from support import load, write_source_task
-from test_local_sandbox import settings
 
 from pytest_isobench.agents.base import SolveContext, agent_registry, build_agent
 from pytest_isobench.agents.builtin import ReplayAgent, load_predictions
@@ -16,6 +14,8 @@ from pytest_isobench.pipeline import oracle_patch
 from pytest_isobench.sandbox.base import SandboxSpec
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.sandbox.repos import materialise
+from support import load, write_source_task
+from test_local_sandbox import settings
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support import load, write_source_task
 
 from pytest_isobench.options import Settings
 from pytest_isobench.sandbox.base import LeakError, PatchDoesNotApply, SandboxSpec
 from pytest_isobench.sandbox.gitutil import git
 from pytest_isobench.sandbox.local import LocalSandbox, check_no_leak
 from pytest_isobench.sandbox.repos import materialise
+from support import load, write_source_task
 
 BASE = {
     "pkg/core.py": "def f():\n    return sum(range(10))\n",

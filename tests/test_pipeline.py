@@ -7,8 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from support import WORK_PY, load, write_source_task
-from test_local_sandbox import settings
 
 from pytest_isobench.agents.base import agent_registry, build_agent
 from pytest_isobench.measure.runner import interleaved_schedule
@@ -16,6 +14,8 @@ from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.results import read_outcomes
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.tasks import LoadedTask
+from support import WORK_PY, load, write_source_task
+from test_local_sandbox import settings
 
 SERVER_PY = '''\
 """A toy server: /health, and /v1/work which waits DELAY before answering."""

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from support import ANCHOR, WORK_PY, write_source_task
 
 DIST_MODES = {"single": [], "xdist2": ["-n", "2"], "no-xdist": ["-p", "no:xdist"]}

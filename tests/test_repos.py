@@ -38,7 +38,9 @@ def url_task(url: str, base: str, human: str) -> Task:
 
 
 @pytest.mark.parametrize("form", ["path", "file-url"])
-def test_clone_from_a_local_mirror_is_cached(tmp_path: Path, upstream: tuple[Path, str, str], form: str) -> None:
+def test_clone_from_a_local_mirror_is_cached(
+    tmp_path: Path, upstream: tuple[Path, str, str], form: str
+) -> None:
     repo, base, human = upstream
     url = str(repo) if form == "path" else f"file://{repo}"
     task = url_task(url, base, human)

@@ -13,14 +13,29 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["smoke-latency", "smoke-serving", "smoke-throughput"]
 
 
-def run_smoke(agent: str, state: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, object]]]:
+def run_smoke(
+    agent: str, state: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, object]]]:
     report = state / f"{agent}.json"
-    argv = [sys.executable, "-m", "pytest", "--isobench-agent=" + agent, "-m", "smoke", "-p", "no:cacheprovider",
-            f"--isobench-runs-dir={state / 'runs'}", f"--isobench-cache-dir={state / 'cache'}",
-            "--json-report", f"--json-report-file={report}"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--isobench-agent=" + agent,
+        "-m",
+        "smoke",
+        "-p",
+        "no:cacheprovider",
+        f"--isobench-runs-dir={state / 'runs'}",
+        f"--isobench-cache-dir={state / 'cache'}",
+        "--json-report",
+        f"--json-report-file={report}",
+    ]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
     tests = json.loads(report.read_text())["tests"]
-    outcomes = {t["user_properties"][0]["isobench"]["task_id"]: t["user_properties"][0]["isobench"] for t in tests}
+    outcomes = {
+        t["user_properties"][0]["isobench"]["task_id"]: t["user_properties"][0]["isobench"] for t in tests
+    }
     return result, outcomes
 
 

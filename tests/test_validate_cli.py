@@ -10,8 +10,12 @@ from test_task_models import GOOD, write
 
 
 def validate(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_isobench", "validate", *args],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_isobench", "validate", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_broken_file_fails_with_file_field_and_reason(tmp_path: Path) -> None:
