@@ -25,6 +25,8 @@ OUTCOME_MARKERS = {
     "isobench_inconclusive": "outcome: the bootstrap interval straddles the ±5 % band",
     "isobench_timed_out": "outcome: the agent ran out of time",
     "isobench_error": "outcome: infrastructure error",
+    "isobench_correctness_pass": "outcome: the agent's tree gives the same answers as the human's",
+    "isobench_correctness_fail": "outcome: the agent's tree gives different answers",
 }
 
 

@@ -83,3 +83,5 @@ def _attach(item: pytest.Item, outcome: Outcome) -> None:
         item.add_marker("isobench_inconclusive")
     if outcome.timed_out:
         item.add_marker("isobench_timed_out")
+    if outcome.correctness in ("pass", "fail"):
+        item.add_marker(f"isobench_correctness_{outcome.correctness}")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .agents.base import AgentFactory
+    from .judge import JudgeFactory
     from .sandbox.base import SandboxFactory
 
 
@@ -33,4 +34,15 @@ def pytest_isobench_sandboxes() -> Mapping[str, SandboxFactory]:  # type: ignore
 
     A factory is called with a ``SandboxSpec`` and returns a ``Sandbox`` (see
     ``pytest_isobench.sandbox.base``); it also answers ``gpus_available()`` before any sandbox exists.
+    """
+
+
+def pytest_isobench_judges() -> Mapping[str, JudgeFactory]:  # type: ignore[empty-body]
+    """Return extra soft-metric judges by spec prefix; ``--isobench-judge=NAME[:ARG]`` then finds them.
+
+    A factory gets the text after ``NAME:`` (or None) and returns a judge (see
+    ``pytest_isobench.judge.base.Judge``). Example (conftest.py)::
+
+        def pytest_isobench_judges():
+            return {"always-same": lambda arg: AlwaysSame()}
     """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,3 +23,4 @@ AGENT_KEY: pytest.StashKey[Agent | None] = pytest.StashKey()
 SANDBOX_KEY: pytest.StashKey[SandboxFactory] = pytest.StashKey()
 RUN_ID_KEY: pytest.StashKey[str] = pytest.StashKey()
 COLLECTOR_KEY: pytest.StashKey[RunCollector] = pytest.StashKey()
+EXTRA_JUDGES_KEY: pytest.StashKey[dict[str, Any]] = pytest.StashKey()

@@ -21,6 +21,8 @@ RUN_ID_HELP = "reuse a run id: finished stages of that run are kept, the rest re
 REMEASURE_HELP = "measure baseline and human again instead of reusing cached results"
 MEASURE_LOCK_HELP = "host: one measurement at a time on this host (pytest-xdist workers queue); none: no lock"
 HINTS_HELP = "what the prompt adds to the description: none, or files (target files, as the original runs)"
+JUDGE_HELP = "soft-metric judges, comma-separated: overlap, anthropic:MODEL, openai:MODEL (default: none)"
+PRICES_HELP = "JSON or TOML file of judge prices {model: [usd per M input tokens, usd per M output tokens]}"
 KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task"
 
 # Each option: (flag, dest, ini type, help). The env var is dest in upper case; defaults live in resolve().
@@ -35,6 +37,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-run-id", "isobench_run_id", "string", RUN_ID_HELP),
     ("--isobench-measure-lock", "isobench_measure_lock", "string", MEASURE_LOCK_HELP),
     ("--isobench-hints", "isobench_hints", "string", HINTS_HELP),
+    ("--isobench-judge", "isobench_judge", "string", JUDGE_HELP),
+    ("--isobench-judge-prices", "isobench_judge_prices", "string", PRICES_HELP),
 )
 _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--isobench-remeasure", "isobench_remeasure", REMEASURE_HELP),
@@ -61,6 +65,8 @@ class Settings:
     keep_work: bool
     rootdir: Path
     hints: str = "none"
+    judges: tuple[str, ...] = ()
+    judge_prices: dict[str, tuple[float, float]] | None = None
 
     @property
     def time_budget_s(self) -> float:
@@ -167,6 +173,7 @@ def resolve(config: pytest.Config) -> Settings:
     hints, where = _raw(config, "isobench_hints")
     if hints not in (None, "none", "files"):
         raise pytest.UsageError(f"{where}: {hints!r} is not one of: none, files")
+    judges, judge_where = _raw(config, "isobench_judge")
     state = config.rootpath / ".isobench"
     return Settings(
         agent=str(agent).strip() or None if agent is not None else None,
@@ -184,7 +191,33 @@ def resolve(config: pytest.Config) -> Settings:
         keep_work=_flag(config, "isobench_keep_work"),
         rootdir=config.rootpath,
         hints=str(hints or "none"),
+        judges=_judge_specs(config, judges, judge_where),
+        judge_prices=_judge_prices(config),
     )
+
+
+def _judge_prices(config: pytest.Config) -> dict[str, tuple[float, float]] | None:
+    value, where = _raw(config, "isobench_judge_prices")
+    if value is None:
+        return None
+    from .judge import load_prices
+
+    try:
+        return load_prices(_path(config, "isobench_judge_prices", Path(str(value))))
+    except (OSError, ValueError) as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def _judge_specs(config: pytest.Config, value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()  # no judge: do not even import the judge package (and the LLM SDKs)
+    from .judge import judge_registry, parse_judge_specs
+
+    known = judge_registry(config.hook.pytest_isobench_judges())
+    try:
+        return tuple(parse_judge_specs(value, known=known))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
 
 
 __all__ = ["Settings", "add_options", "resolve"]

@@ -11,14 +11,16 @@ import fcntl
 import hashlib
 import json
 import re
+import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .agents.base import Agent, AgentRun, SolveContext
 from .agents.prompt import render_prompt
+from .correctness import check_correctness
 from .measure.cache import MeasurementCache, measurement_key
 from .measure.runner import FAILURE_REASON, BenchRun, first_failure, measure, primary_values
 from .measure.verdict import HardVerdict, hard_verdict
@@ -55,6 +57,7 @@ class Job:
     settings: Settings
     run_id: str
     sandbox_factory: SandboxFactory
+    extra_judges: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def task(self) -> Task:
@@ -97,6 +100,13 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
             outcome = Outcome.model_validate_json(done.read_text(encoding="utf-8"))
             if outcome.status == "ok":
                 say("resumed: outcome already recorded")
+                if _needs_judging(job, outcome):
+                    patch = (job.artifacts / "patch.diff").read_text(
+                        encoding="utf-8", errors="surrogateescape"
+                    )
+                    repo = materialise(job.task, job.entry.path, job.settings.cache_dir / "repos")
+                    _judge(job, repo, patch, outcome, say)
+                    _record(job, outcome)
                 return outcome
     started = time.monotonic()
     outcome = Outcome(
@@ -132,6 +142,7 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     sandbox = job.sandbox_factory(SandboxSpec(task, job.entry.path, repo, workspace, job.settings))
     try:
         patch, agent_run = _solve(job, sandbox, repo, say)
+        _judge(job, repo, patch, outcome, say)
         outcome.timed_out = agent_run.timed_out
         outcome.agent_run = {
             "returncode": agent_run.returncode,
@@ -149,6 +160,50 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     outcome.hard_reason = verdict.reason
     outcome.inconclusive = verdict.inconclusive
     outcome.hard_detail = verdict.model_dump(mode="json")
+    outcome.quadrant = quadrant(outcome.hard, outcome.bottleneck)
+
+
+def _needs_judging(job: Job, outcome: Outcome) -> bool:
+    """A resumed outcome is judged again when the judges changed or none of them answered last time."""
+    if not job.settings.judges:
+        return False
+    return outcome.soft.get("specs") != list(job.settings.judges) or outcome.soft.get("right_target") is None
+
+
+def _judge(job: Job, repo: Path, patch: str, outcome: Outcome, say: Progress) -> None:
+    """Soft verdicts: never raises for judge trouble (the task then stays ``unscored``, with the reason)."""
+    specs = job.settings.judges
+    if not specs:
+        return
+    from .judge import JudgeInput, run_judges
+    from .sandbox.local import checkout_tree
+
+    say(f"judging with {', '.join(specs)}")
+    job.settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=job.settings.work_dir, prefix="judge-") as scratch:
+        base_tree = Path(scratch) / "base"
+        checkout_tree(repo, job.task.base_commit, base_tree)
+        judge_input = JudgeInput(
+            task_id=job.task.id,
+            description=job.task.description,
+            human_patch=oracle_patch(repo, job.task),
+            agent_patch=patch,
+            base_tree=base_tree,
+        )
+        seed = int(hashlib.sha256(f"{job.run_id}/{job.task.id}/judge".encode()).hexdigest()[:8], 16)
+        report = run_judges(
+            specs,
+            judge_input,
+            cache_dir=job.settings.cache_dir,
+            seed=seed,
+            prices=job.settings.judge_prices,
+            extra_judges=job.extra_judges,
+        )
+    soft = {"specs": list(specs), "votes": report.votes, **report.to_wire()}
+    write_json(job.artifacts / "judge.json", soft)
+    outcome.soft = soft
+    outcome.bottleneck = report.bottleneck
+    outcome.approach = report.approach
     outcome.quadrant = quadrant(outcome.hard, outcome.bottleneck)
 
 
@@ -278,6 +333,10 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
     if failure is None and (bad := first_failure(runs.get("agent", []))) is not None:
         failure = FAILURE_REASON[bad.status]
         outcome.measured["agent_failure"] = bad.detail
+    if task.correctness is not None:
+        say("checking correctness")
+        detail = check_correctness(sandbox, task, trees, job.artifacts / "correctness")
+        outcome.correctness, outcome.correctness_detail = detail["status"], detail
     values = {v: primary_values(rs, bench.metric) for v, rs in runs.items()}
     return hard_verdict(bench.metric, values, lower_is_better=bench.lower_is_better, failure=failure)
 

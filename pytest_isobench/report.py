@@ -47,6 +47,7 @@ class RunCollector:
             "tasks": [_task_row(r) for r in sorted(records, key=lambda r: (r["repo"], r["task_id"]))],
             "skipped": len(self.skipped),
             "unrecorded_errors": sorted(self.errors.values()),
+            "judges": judge_summary(records),
         }
 
     @pytest.hookimpl(optionalhook=True)
@@ -67,6 +68,8 @@ class RunCollector:
             for line in render_table(summary["groups"]):
                 terminalreporter.write_line(line)
             terminalreporter.write_line(LEGEND)
+        if summary["judges"] is not None:
+            terminalreporter.write_line(_judge_line(summary["judges"]))
         if self.skipped:
             reasons = sorted(set(self.skipped.values()))
             terminalreporter.write_line(f"{len(self.skipped)} task(s) skipped, e.g.: {reasons[0]}")
@@ -74,6 +77,44 @@ class RunCollector:
             terminalreporter.write_line(f"error: {error}")
         if self.records:
             terminalreporter.write_line(f"artifacts and outcomes.jsonl: {self.run_dir}")
+
+
+def judge_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Judges over the run: agreement on right target (when several judged), unscored count, cost."""
+    judged = [r["soft"] for r in records if r.get("soft")]
+    if not judged:
+        return None
+    from .judge import agreement
+
+    specs = judged[0].get("specs", [])
+    same = [soft for soft in judged if soft.get("specs") == specs]
+    return {
+        "specs": specs,
+        "tasks": len(judged),
+        "unscored": sum(1 for soft in judged if soft.get("right_target") is None),
+        "errors": sorted({soft["error"] for soft in judged if soft.get("error")}),
+        "agreement": agreement([soft.get("votes", []) for soft in same]) if len(specs) > 1 else None,
+        "cost_usd": round(sum(float(soft.get("cost_usd") or 0.0) for soft in judged), 6),
+        "input_tokens": sum(int(soft.get("input_tokens") or 0) for soft in judged),
+        "output_tokens": sum(int(soft.get("output_tokens") or 0) for soft in judged),
+    }
+
+
+def _judge_line(judges: dict[str, Any]) -> str:
+    parts = [f"judges {', '.join(judges['specs'])} on {judges['tasks']} task(s)"]
+    agree = judges.get("agreement")
+    if agree and agree.get("percent_agreement") is not None:
+        kappa = agree.get("cohen_kappa")
+        parts.append(
+            f"agreement on right target {agree['percent_agreement']:.1f} %"
+            + (f" (Cohen's kappa {kappa:.2f})" if kappa is not None else "")
+        )
+    if judges["unscored"]:
+        parts.append(f"{judges['unscored']} unscored ({'; '.join(judges['errors'])[:200]})")
+    parts.append(
+        f"cost ${judges['cost_usd']:.4f}, tokens {judges['input_tokens']} in / {judges['output_tokens']} out"
+    )
+    return "; ".join(parts)
 
 
 def _first_line(text: str) -> str:

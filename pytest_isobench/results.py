@@ -48,6 +48,8 @@ class Outcome(BaseModel):
     agent_run: dict[str, Any] = Field(default_factory=dict)
     patch: dict[str, Any] = Field(default_factory=dict)
     measured: dict[str, Any] = Field(default_factory=dict)
+    soft: dict[str, Any] = Field(default_factory=dict)
+    correctness_detail: dict[str, Any] = Field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         """Builtins only: what crosses pytest-xdist and lands in the JSON report."""

@@ -14,6 +14,7 @@ from .keys import (
     AGENT_KEY,
     CATALOG_KEY,
     COLLECTOR_KEY,
+    EXTRA_JUDGES_KEY,
     RUN_ID_KEY,
     SANDBOX_KEY,
     SETTINGS_KEY,
@@ -50,6 +51,9 @@ def configure(config: pytest.Config) -> None:
             f"--isobench-backend: unknown backend {settings.backend!r}; known: {', '.join(sorted(sandboxes))}"
         )
     config.stash[SANDBOX_KEY] = sandboxes[settings.backend]
+    config.stash[EXTRA_JUDGES_KEY] = {
+        k: v for m in config.hook.pytest_isobench_judges() for k, v in m.items()
+    }
     if is_worker(config):
         workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
         config.stash[RUN_ID_KEY] = workerinput.get(WORKERINPUT_RUN_ID) or settings.run_id or new_run_id()
@@ -88,6 +92,7 @@ def header_lines(config: pytest.Config) -> list[str]:
     return [
         f"isobench: agent={settings.agent or '(none)'} backend={settings.backend} rounds={settings.rounds}"
         f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min hints={settings.hints}"
+        f" judges={','.join(settings.judges) or '(none)'}"
         f" run={config.stash[RUN_ID_KEY]}",
         f"isobench: {len(catalog)} task file(s) from {roots}" + (f", {broken} broken" if broken else ""),
     ]

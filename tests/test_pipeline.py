@@ -14,7 +14,7 @@ from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.results import read_outcomes
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.tasks import LoadedTask
-from support import WORK_PY, load, write_source_task
+from support import BENCH_PY, WORK_PY, load, write_source_task
 from test_local_sandbox import settings
 
 SERVER_PY = '''\
@@ -180,3 +180,29 @@ def test_serving_benchmark_starts_and_stops_its_server(tmp_path: Path) -> None:
     assert outcome.hard_detail["medians"]["human"] < 40 < outcome.hard_detail["medians"]["agent"]
     logs = list(Path(outcome.artifacts).glob("bench/*/*/server.log"))
     assert len(logs) == 12
+
+
+GEN_PY = '''\
+"""Prints the engine's answers for fixed inputs."""
+import work
+
+work.step()
+print(work.DELAY > 0)
+'''
+
+
+@pytest.mark.parametrize(
+    ("agent_body", "status"),
+    [("    time.sleep(DELAY / 3)", "pass"), ("    print('side effect')", "fail")],
+)
+def test_output_correctness_is_recorded_and_never_gates(tmp_path: Path, agent_body: str, status: str) -> None:
+    base = {"bench.py": BENCH_PY, "work.py": WORK_PY, "gen.py": GEN_PY}
+    task_file = write_source_task(tmp_path / "tasks", "toy-sleep", base=base)
+    task_file.write_text(
+        task_file.read_text() + '\n[correctness]\nkind = "output"\ncommand = "python gen.py"\n'
+    )
+    outcome = run_job(job(tmp_path, task_file, replay_file(tmp_path, work_patch(agent_body))))
+    assert outcome.correctness == status, outcome.correctness_detail
+    assert outcome.hard in ("beats", "similar", "worse")  # measured as usual either way
+    if status == "fail":
+        assert "output differs" in outcome.correctness_detail["reason"]

@@ -133,3 +133,34 @@ def test_agent_failure_is_a_failure_and_infrastructure_trouble_an_error(suite: p
             "*toy-one: agent replay:* failed (patch_does_not_apply)*",
         ]
     )
+
+
+def test_overlap_judge_gives_quadrants(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--isobench-agent=human", *FAST, "--isobench-judge=overlap", "-k", "toy-one")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["toy-one*similar*Q1*", "judges overlap on 1 task(s)*"])
+    result = suite.runpytest("--isobench-agent=noop", *FAST, "--isobench-judge=overlap", "-k", "toy-one")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["toy-one*worse*Q4*"])
+    records = [json.loads(line) for path in (suite.path / ".isobench" / "runs").iterdir()
+               for line in (path / "outcomes.jsonl").read_text().splitlines()]  # fmt: skip
+    by_agent = {r["agent"]: r for r in records}
+    assert by_agent["human"]["bottleneck"] == "same_target" and by_agent["human"]["quadrant"] == "Q1"
+    assert by_agent["noop"]["bottleneck"] == "no_optimization" and by_agent["noop"]["quadrant"] == "Q4"
+    assert (Path(by_agent["human"]["artifacts"]) / "judge.json").is_file()
+
+
+def test_resume_judges_a_recorded_outcome_when_judges_change(suite: pytest.Pytester) -> None:
+    suite.runpytest("--isobench-agent=human", *FAST, "-k", "toy-one").assert_outcomes(passed=1)
+    run_id = run_dir(suite).name
+    result = suite.runpytest("--isobench-agent=human", *FAST, f"--isobench-run-id={run_id}",
+                             "--isobench-judge=overlap", "-k", "toy-one")  # fmt: skip
+    result.assert_outcomes(passed=1)
+    outcome = json.loads((run_dir(suite) / "toy-one" / "human" / "outcome.json").read_text())
+    assert outcome["quadrant"] == "Q1" and outcome["soft"]["specs"] == ["overlap"]
+
+
+def test_bad_judge_spec_is_a_usage_error(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--isobench-judge=gemini")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--isobench-judge: judge spec 'gemini': unknown judge*"])
