@@ -7,7 +7,6 @@ same run id resumes after a crash instead of starting over.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import re
@@ -28,7 +27,7 @@ from .options import Settings
 from .results import Outcome, append_outcome, write_json
 from .sandbox.base import PatchDoesNotApply, Sandbox, SandboxError, SandboxFactory, SandboxSpec
 from .sandbox.gitutil import GitError, git
-from .sandbox.repos import RepoError, materialise
+from .sandbox.repos import RepoError, file_lock, materialise
 from .scoring import quadrant
 from .tasks import LoadedTask, Task
 
@@ -270,14 +269,8 @@ def measurement_lock(settings: Settings) -> Iterator[None]:
     if settings.measure_lock != "host":
         yield
         return
-    path = settings.cache_dir / "measure.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(settings.cache_dir / "measure.lock"):
+        yield
 
 
 def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Progress) -> HardVerdict:

@@ -88,7 +88,7 @@ def read_outcomes(path: Path) -> list[dict[str, Any]]:
     if not file.is_file():
         raise OutcomesFileError(f"{path}: no {OUTCOMES_FILE} here (give the file or a run directory)")
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for number, record in _records(file):
+    for number, record in jsonl_objects(file, OutcomesFileError):
         for key in ("task_id", "repo", "agent", "hard"):
             if key not in record:
                 raise OutcomesFileError(f"{file}:{number}: record has no {key!r} key")
@@ -96,7 +96,8 @@ def read_outcomes(path: Path) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def _records(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_objects(file: Path, error: type[ValueError] = ValueError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line; anything else raises ``error`` naming file:line."""
     with file.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -104,7 +105,7 @@ def _records(file: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise OutcomesFileError(f"{file}:{number}: not JSON: {exc.msg}") from None
+                raise error(f"{file}:{number}: not JSON: {exc.msg}") from None
             if not isinstance(record, dict):
-                raise OutcomesFileError(f"{file}:{number}: expected a JSON object")
+                raise error(f"{file}:{number}: expected a JSON object")
             yield number, record

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from ..results import jsonl_objects
 from ..sandbox.gitutil import git
 from .base import AgentRun, SolveContext
 
@@ -91,14 +91,8 @@ class ReplayAgent:
 def load_predictions(path: Path) -> dict[str, dict[str, Any]]:
     """SWE-bench-style lines ``{"instance_id", "model_patch", "model_name_or_path"}``; last wins."""
     predictions: dict[str, dict[str, Any]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("instance_id"), str):
+    for number, record in jsonl_objects(path):
+        if not isinstance(record.get("instance_id"), str):
             raise ValueError(f"{path}:{number}: each line needs a string 'instance_id'")
         patch = record.get("model_patch")
         if patch is not None and not isinstance(patch, str):
