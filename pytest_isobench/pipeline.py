@@ -100,12 +100,7 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
             if outcome.status == "ok":
                 say("resumed: outcome already recorded")
                 if _needs_judging(job, outcome):
-                    patch = (job.artifacts / "patch.diff").read_text(
-                        encoding="utf-8", errors="surrogateescape"
-                    )
-                    repo = materialise(job.task, job.entry.path, job.settings.cache_dir / "repos")
-                    _judge(job, repo, patch, outcome, say)
-                    _record(job, outcome)
+                    _rejudge(job, outcome, say)
                 return outcome
     started = time.monotonic()
     outcome = Outcome(
@@ -162,6 +157,17 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     outcome.quadrant = quadrant(outcome.hard, outcome.bottleneck)
 
 
+def _rejudge(job: Job, outcome: Outcome, say: Progress) -> None:
+    """Judge a recorded outcome again; trouble leaves it as recorded, with the reason."""
+    try:
+        patch = (job.artifacts / "patch.diff").read_text(encoding="utf-8", errors="surrogateescape")
+        repo = materialise(job.task, job.entry.path, job.settings.cache_dir / "repos")
+        _judge(job, repo, patch, outcome, say)
+    except (RepoError, GitError, OSError) as exc:
+        outcome.soft = {**outcome.soft, "error": f"could not judge again: {type(exc).__name__}: {exc}"}
+    _record(job, outcome)
+
+
 def _needs_judging(job: Job, outcome: Outcome) -> bool:
     """A resumed outcome is judged again when the judges changed or none of them answered last time."""
     if not job.settings.judges:
@@ -189,7 +195,9 @@ def _judge(job: Job, repo: Path, patch: str, outcome: Outcome, say: Progress) ->
             agent_patch=patch,
             base_tree=base_tree,
         )
-        seed = int(hashlib.sha256(f"{job.run_id}/{job.task.id}/judge".encode()).hexdigest()[:8], 16)
+        # The A/B order depends on the task (and, inside run_judges, the judge), not on the run:
+        # a rerun then asks the same prompt and the verdict cache answers it.
+        seed = int(hashlib.sha256(f"{job.task.id}/judge".encode()).hexdigest()[:8], 16)
         report = run_judges(
             specs,
             judge_input,

@@ -14,7 +14,9 @@ from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.results import read_outcomes
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.tasks import LoadedTask
+from fake_llm_server import CHAT, FakeLLM, fake_llm_fixture  # noqa: F401
 from support import BENCH_PY, WORK_PY, load, write_source_task
+from test_judge_llm import answer as judge_answer
 from test_local_sandbox import settings
 
 SERVER_PY = '''\
@@ -206,3 +208,32 @@ def test_output_correctness_is_recorded_and_never_gates(tmp_path: Path, agent_bo
     assert outcome.hard in ("beats", "similar", "worse")  # measured as usual either way
     if status == "fail":
         assert "output differs" in outcome.correctness_detail["reason"]
+
+
+def test_model_judge_verdict_is_reused_by_a_later_run_and_no_key_is_written(
+    tmp_path: Path, toy: Path, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-test-" + "k" * 32
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.openai_base_url)
+    fake_llm.openai_answer(json.dumps(judge_answer("related_target")))
+    first = run_job(job(tmp_path, toy, "human", judges=("openai:gpt-test",)))
+    assert first.bottleneck == "related_target" and first.quadrant == "Q1"
+    assert len(fake_llm.requests(CHAT)) == 1
+    second = run_job(job(tmp_path, toy, "human", judges=("openai:gpt-test",), run_id="run2"))
+    assert second.quadrant == "Q1" and len(fake_llm.requests(CHAT)) == 1  # answered from the cache
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".txt", ".diff"):
+            assert key not in path.read_text(errors="replace"), path
+
+
+def test_judge_outage_leaves_the_task_unscored_not_failed(
+    tmp_path: Path, toy: Path, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_llm.openai_base_url)
+    for _ in range(6):
+        fake_llm.error(CHAT, 500)
+    outcome = run_job(job(tmp_path, toy, "human", judges=("openai:gpt-test",)))
+    assert outcome.status == "ok" and outcome.hard == "similar" and outcome.quadrant == "unscored"
+    assert "500" in (outcome.soft["error"] or "")
