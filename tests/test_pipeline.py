@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from fake_llm_server import CHAT, FakeLLM, fake_llm_fixture  # noqa: F401
 from pytest_isobench.agents.base import agent_registry, build_agent
 from pytest_isobench.measure.runner import interleaved_schedule
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.results import read_outcomes
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.tasks import LoadedTask
-from fake_llm_server import CHAT, FakeLLM, fake_llm_fixture  # noqa: F401
 from support import BENCH_PY, WORK_PY, load, write_source_task
 from test_judge_llm import answer as judge_answer
 from test_local_sandbox import settings
