@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,23 @@ HINTS_HELP = "what the prompt adds to the description: none, or files (target fi
 JUDGE_HELP = "soft-metric judges, comma-separated: overlap, anthropic:MODEL, openai:MODEL (default: none)"
 PRICES_HELP = "JSON or TOML file of judge prices {model: [usd per M input tokens, usd per M output tokens]}"
 KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task"
+BASE_IMAGE_HELP = (
+    "docker: image the containers start from (default: isobench/base:bookworm-py3 for source tasks, a CUDA"
+    " + Python image for vllm/sglang task images)"
+)
+AGENT_NETWORK_HELP = "docker: the agent container's network: none (default) or bridge (e.g. for a model API)"
+AGENT_CPUS_HELP = "docker: CPUs the agent container may use (default: min(8, this machine's))"
+AGENT_MEMORY_HELP = "docker: memory limit of the agent container, e.g. 16g (default)"
+AGENT_PIDS_HELP = "docker: process limit of the agent container (default 4096)"
+GPUS_HELP = (
+    "docker: GPU ids tasks may lease, e.g. 0,1,2,3 (default: every GPU nvidia-smi lists); none: no GPU"
+)
+SHM_SIZE_HELP = "docker: shared memory of the measurement containers (default 16g)"
+MODEL_CACHE_HELP = "docker: host folder of model weights (HF_HOME), mounted into the measurement containers"
+MEASURE_NETWORK_HELP = (
+    "docker: measurement containers' network: host (default; the harness polls the server) or none"
+)
+PRUNE_HELP = "docker: when the engine's disk runs low, remove the project's images, least recently used first"
 
 # Each option: (flag, dest, ini type, help). The env var is dest in upper case; defaults live in resolve().
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -39,10 +57,20 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-hints", "isobench_hints", "string", HINTS_HELP),
     ("--isobench-judge", "isobench_judge", "string", JUDGE_HELP),
     ("--isobench-judge-prices", "isobench_judge_prices", "string", PRICES_HELP),
+    ("--isobench-base-image", "isobench_base_image", "string", BASE_IMAGE_HELP),
+    ("--isobench-agent-network", "isobench_agent_network", "string", AGENT_NETWORK_HELP),
+    ("--isobench-agent-cpus", "isobench_agent_cpus", "string", AGENT_CPUS_HELP),
+    ("--isobench-agent-memory", "isobench_agent_memory", "string", AGENT_MEMORY_HELP),
+    ("--isobench-agent-pids", "isobench_agent_pids", "string", AGENT_PIDS_HELP),
+    ("--isobench-gpus", "isobench_gpus", "string", GPUS_HELP),
+    ("--isobench-shm-size", "isobench_shm_size", "string", SHM_SIZE_HELP),
+    ("--isobench-model-cache", "isobench_model_cache", "string", MODEL_CACHE_HELP),
+    ("--isobench-measure-network", "isobench_measure_network", "string", MEASURE_NETWORK_HELP),
 )
 _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--isobench-remeasure", "isobench_remeasure", REMEASURE_HELP),
     ("--isobench-keep-work", "isobench_keep_work", KEEP_WORK_HELP),
+    ("--isobench-prune", "isobench_prune", PRUNE_HELP),
 )
 
 
@@ -67,6 +95,17 @@ class Settings:
     hints: str = "none"
     judges: tuple[str, ...] = ()
     judge_prices: dict[str, tuple[float, float]] | None = None
+    # docker backend (see pytest_isobench.sandbox.docker)
+    base_image: str | None = None
+    agent_network: str = "none"
+    agent_cpus: float = 8.0
+    agent_memory: str = "16g"
+    agent_pids: int = 4096
+    gpus: tuple[str, ...] | None = None
+    shm_size: str = "16g"
+    model_cache: Path | None = None
+    measure_network: str = "host"
+    prune: bool = False
 
     @property
     def time_budget_s(self) -> float:
@@ -175,7 +214,7 @@ def resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError(f"{where}: {hints!r} is not one of: none, files")
     judges, judge_where = _raw(config, "isobench_judge")
     state = config.rootpath / ".isobench"
-    return Settings(
+    settings = Settings(
         agent=str(agent).strip() or None if agent is not None else None,
         task_roots=roots,
         explicit_task_roots=explicit,
@@ -193,7 +232,55 @@ def resolve(config: pytest.Config) -> Settings:
         hints=str(hints or "none"),
         judges=_judge_specs(config, judges, judge_where),
         judge_prices=_judge_prices(config),
+        **_docker_settings(config),
     )
+    if settings.backend == "docker":
+        from .sandbox.docker import preflight
+
+        try:
+            preflight(settings)
+        except RuntimeError as exc:
+            raise pytest.UsageError(f"--isobench-backend=docker: {exc}") from None
+    return settings
+
+
+def _docker_settings(config: pytest.Config) -> dict[str, Any]:
+    """The docker backend's options (validated whatever the backend, so a typo is caught early)."""
+    found: dict[str, Any] = {}
+    for dest, choices in (
+        ("isobench_agent_network", ("none", "bridge")),
+        ("isobench_measure_network", ("host", "none")),
+    ):
+        value, where = _raw(config, dest)
+        if value is not None and value not in choices:
+            raise pytest.UsageError(f"{where}: {value!r} is not one of: {', '.join(choices)}")
+        if value is not None:
+            found[dest.removeprefix("isobench_")] = str(value)
+    for dest in ("isobench_agent_memory", "isobench_shm_size"):
+        value, where = _raw(config, dest)
+        if value is not None and not re.fullmatch(r"\d+(\.\d+)?[bkmgBKMG]?", str(value).strip()):
+            raise pytest.UsageError(f"{where}: {value!r} is not a size such as 512m or 16g")
+        if value is not None:
+            found[dest.removeprefix("isobench_")] = str(value).strip().lower()
+    found["agent_cpus"] = _number(
+        config, "isobench_agent_cpus", min(8.0, float(os.cpu_count() or 1)), float, 0.01
+    )
+    found["agent_pids"] = _number(config, "isobench_agent_pids", 4096, int, 16)
+    image, _ = _raw(config, "isobench_base_image")
+    found["base_image"] = str(image).strip() if image else None
+    gpus, where = _raw(config, "isobench_gpus")
+    if gpus is not None:
+        from .sandbox.gpus import parse_ids
+
+        try:
+            found["gpus"] = parse_ids(str(gpus))
+        except ValueError as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
+    cache, _ = _raw(config, "isobench_model_cache")
+    if cache is not None:
+        found["model_cache"] = _path(config, "isobench_model_cache", Path())
+    found["prune"] = _flag(config, "isobench_prune")
+    return found
 
 
 def _judge_prices(config: pytest.Config) -> dict[str, tuple[float, float]] | None:

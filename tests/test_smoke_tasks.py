@@ -28,6 +28,7 @@ def run_smoke(
         "no:cacheprovider",
         f"--isobench-runs-dir={state / 'runs'}",
         f"--isobench-cache-dir={state / 'cache'}",
+        "--isobench-judge=overlap",
         "--json-report",
         f"--json-report-file={report}",
     ]
@@ -50,6 +51,8 @@ def test_human_passes_every_smoke_task(state: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:]
     for outcome in outcomes.values():
         assert outcome["hard"] in ("beats", "similar")
+        assert outcome["bottleneck"] == "same_target" and outcome["quadrant"] == "Q1"
+        assert outcome["correctness"] == "pass"
         # each fix is worth well over 5 % against the baseline
         assert outcome["hard_detail"]["human_vs_baseline_pct"] > 20
 
@@ -61,3 +64,4 @@ def test_noop_fails_every_smoke_task(state: Path) -> None:
     for outcome in outcomes.values():
         assert outcome["hard"] == "worse" and outcome["hard_pct"] < -5
         assert outcome["patch"]["empty"] is True
+        assert outcome["bottleneck"] == "no_optimization" and outcome["quadrant"] == "Q4"
