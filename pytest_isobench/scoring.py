@@ -113,7 +113,7 @@ TABLE_COLUMNS = (
 def render_table(groups: list[dict[str, Any]]) -> list[str]:
     """The summary as aligned text lines (one header, one row per group)."""
     cells = [[title for _, title, _ in TABLE_COLUMNS]]
-    cells += [[_cell(group[key]) for key, _, _ in TABLE_COLUMNS] for group in groups]
+    cells += [[_cell(group[key], key) for key, _, _ in TABLE_COLUMNS] for group in groups]
     widths = [max(len(row[i]) for row in cells) for i in range(len(TABLE_COLUMNS))]
     lines = []
     for row in cells:
@@ -125,8 +125,17 @@ def render_table(groups: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _cell(value: Any) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
+AGENT_WIDTH = 32
+
+
+def _cell(value: Any, key: str = "") -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value)
+    if key == "agent" and len(text) > AGENT_WIDTH:  # e.g. replay:/a/long/path/preds.jsonl
+        keep = AGENT_WIDTH - 1
+        return text[: keep // 3] + "…" + text[-(keep - keep // 3) :]
+    return text
 
 
 LEGEND = (

@@ -178,3 +178,12 @@ def test_missing_file(tmp_path: Path) -> None:
 )
 def test_quadrant_rule(hard: str | None, bottleneck: str | None, expected: str) -> None:
     assert quadrant(hard, bottleneck) == expected
+
+
+def test_long_agent_names_are_shortened_in_the_text_table_only(tmp_path: Path) -> None:
+    agent = "replay:/very/long/path/to/some/predictions/of/a/model/preds.jsonl"
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text(json.dumps({"task_id": "t", "repo": "r", "agent": agent, "hard": "beats"}) + "\n")
+    row = summarize(str(path)).stdout.splitlines()[1]
+    assert "…" in row and row.split()[1].endswith("preds.jsonl") and len(row.split()[1]) == 32
+    assert json.loads(summarize(str(path), "--format", "json").stdout)["groups"][0]["agent"] == agent
