@@ -75,6 +75,16 @@ def _summarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cleanup(args: argparse.Namespace) -> int:
+    from .sandbox.engine import EngineUnavailable, cleanup_main
+
+    try:
+        return cleanup_main(args.run_id, dry_run=args.dry_run, force=args.force)
+    except EngineUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_isobench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("path", help="an outcomes.jsonl file or a run directory")
     summary.add_argument("--format", choices=("text", "json"), default="text")
     summary.set_defaults(func=_summarize)
+    clean = sub.add_parser(
+        "cleanup", help="remove the docker backend's leftover containers, networks, volumes"
+    )
+    clean.add_argument("--run-id", help="only this run's (default: every earlier run's)")
+    clean.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    clean.add_argument("--force", action="store_true", help="also what a still-running pytest process owns")
+    clean.set_defaults(func=_cleanup)
     return parser
 
 

@@ -156,7 +156,7 @@ def test_unknown_agent_is_a_usage_error_listing_known_agents(suite: pytest.Pytes
 def test_unknown_backend_is_a_usage_error(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--isobench-agent=noop", "--isobench-backend=cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown backend 'cloud'; known: local*"])
+    result.stderr.fnmatch_lines(["*unknown backend 'cloud'; known: docker, local*"])
 
 
 def test_bad_option_value_is_a_usage_error(suite: pytest.Pytester) -> None:

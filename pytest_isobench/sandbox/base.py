@@ -96,9 +96,10 @@ class SandboxFactory(Protocol):
 
 def builtin_sandboxes() -> dict[str, SandboxFactory]:
     """The sandboxes that ship with the plugin."""
+    from .docker import DockerSandbox
     from .local import LocalSandbox
 
-    return {"local": LocalSandbox}
+    return {"local": LocalSandbox, "docker": DockerSandbox}
 
 
 def sandbox_registry(extra: list[Mapping[str, SandboxFactory]]) -> dict[str, SandboxFactory]:

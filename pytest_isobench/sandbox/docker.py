@@ -1,0 +1,370 @@
+"""The ``docker`` backend: every (task, agent) in its own containers, removed when the task ends.
+
+- The agent container (``sleep infinity`` under an init) bind-mounts the working copy at the same path
+  as on the host, so the pipeline's paths stay valid. The agent runs as a non-root user that owns the
+  working copy, with no network by default, CPU, memory and pid limits; its time budget is enforced by
+  killing the whole container. The one-commit history, the leak check and the patch (``git diff``
+  against a root-only copy of the base history) are all made inside it.
+- One measurement container per variant mounts only that variant's tree (the agent's code never sees
+  the human tree); server and benchmark client run in it, with leased GPUs, shared memory and the
+  model cache. Its network is the host's by default, because the harness polls the server's port.
+- Host paths under the runs folder that a command names (``{result_dir}``, the prompt file) are
+  copied in before and results copied out after; the artifact folders are never mounted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..options import Settings
+from . import containergit, engine, gpus, images
+from .base import PatchDoesNotApply, SandboxError, SandboxSpec
+from .containers import ROOT, Container, ContainerProcess
+from .gitutil import GitError, git
+from .local import WORKDIR_NAME, checkout_tree, count_gpus
+from .procs import Process, RunResult
+
+AGENT_UID_WHEN_ROOT = 1000  # a harness running as root still gives the agent an unprivileged user
+HOME = "/home/isobench"
+# Host variables handed to containers when set: model APIs (reachable only with a network) and HF.
+FORWARDED_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
+PRUNE_MIN_FREE_VAR = "ISOBENCH_PRUNE_MIN_FREE_GB"
+_SETUP = (
+    'set -e; mkdir -p "$3"; chown "$1:$2" "$3";'
+    ' grep -q "^[^:]*:[^:]*:$1:" /etc/passwd'
+    ' || echo "isobench:x:$1:$2:ISO-Bench agent:$3:/bin/sh" >> /etc/passwd;'
+    ' grep -q "^[^:]*:[^:]*:$2:" /etc/group || echo "isobench:x:$2:" >> /etc/group'
+)
+
+
+def preflight(settings: Settings) -> None:
+    """At session start: the engine must answer (else a usage error says how to fix it)."""
+    client = engine.client()
+    gpus.configure(settings.gpus)
+    if settings.prune:
+        floor = float(os.environ.get(PRUNE_MIN_FREE_VAR, "50")) * 2**30
+        keep = {images.DEFAULT_BASE_IMAGE, *([settings.base_image] if settings.base_image else [])}
+        images.prune(client, settings, min_free_bytes=int(floor), keep=keep)
+
+
+def agent_identity() -> tuple[int, int]:
+    """The agent's uid and gid: the harness's own user, or an unprivileged one when that is root."""
+    uid = os.geteuid()
+    if uid != 0:
+        return uid, os.getegid()
+    return AGENT_UID_WHEN_ROOT, AGENT_UID_WHEN_ROOT
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:60] or "x"
+
+
+class DockerSandbox:
+    """Containers per (task, agent): an agent container, then one measurement container per variant."""
+
+    name = "docker"
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec, self.task, self.settings = spec, spec.task, spec.settings
+        self.repo, self.workspace = spec.repo, spec.workspace
+        self.workdir = self.workspace / WORKDIR_NAME
+        self.workdir_base: str | None = None
+        self.uid, self.gid = agent_identity()
+        self.user = f"{self.uid}:{self.gid}"
+        try:
+            parts = self.workspace.resolve().relative_to(self.settings.work_dir.resolve()).parts
+        except ValueError:
+            parts = ()
+        self.run_id = parts[0] if parts else "adhoc"
+        if images.family(self.task) is not None:
+            # Task images render (docker/<family>.Dockerfile), but measuring their variants from
+            # image layers is not wired yet: bind-mounted host trees would lack the compiled code.
+            raise SandboxError(
+                f"task {self.task.id}: the docker backend runs source tasks (smoke) only so far;"
+                f" {self.task.repo} tasks need task images, not wired yet: use --isobench-backend=local"
+            )
+        self.client = engine.client()
+        self.image = images.runtime_image(self.task, self.settings)
+        self.image_env = self._image_env()
+        self.agent: Container | None = None
+        self.boxes: dict[str, tuple[Path, Container]] = {}
+        self.processes: list[ContainerProcess] = []
+        self.lease: gpus.GpuLease | None = None
+        self.workspace.mkdir(parents=True, exist_ok=True)
+
+    def _image_env(self) -> dict[str, str]:
+        import docker.errors
+
+        try:
+            found = self.client.images.get(self.image)
+        except docker.errors.ImageNotFound:
+            raise SandboxError(
+                f"image {self.image} is missing: build it with docker/build-base-image.sh"
+                " (no registry needed), or name another with --isobench-base-image"
+            ) from None
+        images.record_use(self.settings, self.image)
+        pairs = (item.split("=", 1) for item in found.attrs.get("Config", {}).get("Env") or [])
+        return {k: v for k, *rest in pairs for v in rest}
+
+    # -- containers ---------------------------------------------------------------------------
+
+    def _container(self, role: str, mounts: list[tuple[Path, bool]], **host: Any) -> Container:
+        from docker.types import Mount
+
+        name = "-".join(
+            [
+                "isobench",
+                _slug(self.run_id),
+                _slug(self.task.id),
+                _slug(self.workspace.name),
+                role,
+                secrets.token_hex(3),
+            ]
+        )
+        host["mounts"] = [Mount(str(p), str(p), type="bind", read_only=ro) for p, ro in mounts]
+        host.setdefault("security_opt", ["no-new-privileges"])
+        box = Container(
+            self.image,
+            name=name,
+            user=self.user,
+            labels=engine.labels(self.run_id, self.task.id, role),
+            host_config=host,
+            environment={"HOME": HOME},
+        )
+        box.capture(
+            ["/bin/sh", "-c", _SETUP, "isobench-setup", str(self.uid), str(self.gid), HOME], user=ROOT
+        )
+        return box
+
+    def _agent_limits(self) -> dict[str, Any]:
+        cpus = min(self.settings.agent_cpus, float(self.client.info().get("NCPU") or 1))
+        return {
+            "network_mode": self.settings.agent_network,
+            "nano_cpus": int(cpus * 1e9),
+            "mem_limit": self.settings.agent_memory,
+            "pids_limit": self.settings.agent_pids,
+        }
+
+    def _own(self, path: Path) -> None:
+        """Hand a tree to the agent's user (only needed when the harness itself runs as root)."""
+        if os.geteuid() != 0:
+            return
+        os.lchown(path, self.uid, self.gid)
+        for folder, dirs, files in os.walk(path):
+            for name in dirs + files:
+                os.lchown(os.path.join(folder, name), self.uid, self.gid)
+
+    def _retire_agent(self) -> None:
+        if self.agent is not None:
+            self.agent.remove()
+            self.agent = None
+
+    # -- the agent's working copy -------------------------------------------------------------
+
+    def agent_workdir(self) -> Path:
+        self._retire_agent()
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        checkout_tree(self.repo, self.task.base_commit, self.workdir)
+        self._own(self.workdir)
+        expected = git(
+            "--git-dir", str(self.repo), "rev-parse", f"{self.task.base_commit}^{{tree}}", cwd=self.workspace
+        ).stdout.strip()
+        self.agent = self._container("agent", [(self.workdir, False)], **self._agent_limits())
+        self.workdir_base, tree = containergit.init_history(self.agent, self.workdir, user=self.user)
+        if tree != expected:
+            raise SandboxError(
+                f"task {self.task.id}: the working copy's tree {tree} differs from the base tree {expected}"
+                " (git filters or attributes changed file contents)"
+            )
+        self.check_no_leak()
+        return self.workdir
+
+    def check_no_leak(self) -> None:
+        """The leak check, run as the agent's user inside the agent container."""
+        if self.agent is None:
+            raise SandboxError("check_no_leak() before agent_workdir()")
+        forbidden = containergit.forbidden_objects(self.repo, self.task.base_commit, self.task.human_commit)
+        containergit.check_no_leak(self.agent, self.workdir, forbidden, user=self.user)
+
+    def extract_patch(self) -> str:
+        if self.workdir_base is None or self.agent is None:
+            raise SandboxError("extract_patch() before agent_workdir()")
+        if not self.agent.running():
+            self.agent.restart()
+        return containergit.extract_patch(self.agent, self.workdir, self.workdir_base)
+
+    # -- variant trees and their measurement containers ---------------------------------------
+
+    def variant_tree(self, variant: str, patch: str | None = None) -> Path:
+        self._retire_agent()  # the agent's phase is over: its limits and container go
+        dest = self.workspace / "trees" / variant
+        if variant in self.boxes:
+            self.boxes.pop(variant)[1].remove()
+        if dest.exists():
+            shutil.rmtree(dest)
+        checkout_tree(
+            self.repo, self.task.human_commit if variant == "human" else self.task.base_commit, dest
+        )
+        if variant == "agent" and patch:
+            patch_file = self.workspace / "trees" / "agent.diff"
+            patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
+            args = ("--git-dir", str(self.repo), "--work-tree", str(dest), "apply", "--whitespace=nowarn")
+            try:
+                git(*args, "--check", str(patch_file), cwd=dest)
+                git(*args, str(patch_file), cwd=dest)
+            except GitError as exc:
+                raise PatchDoesNotApply(str(exc).split(": ", 1)[-1]) from None
+        self._own(dest)
+        self.boxes[variant] = (dest, self._measurement_container(variant, dest))
+        return dest
+
+    def _measurement_container(self, variant: str, tree: Path) -> Container:
+        from docker.types import DeviceRequest
+
+        needed = self.task.benchmark.gpus or 0
+        host: dict[str, Any] = {
+            "network_mode": self.settings.measure_network,
+            "shm_size": self.settings.shm_size,
+        }
+        if needed:
+            if self.lease is None:
+                ids = gpus.usable_ids(count_gpus)
+                self.lease = gpus.lease(ids, needed, holder=f"{self.run_id}/{self.task.id}")
+            host["device_requests"] = [DeviceRequest(device_ids=list(self.lease.ids), capabilities=[["gpu"]])]
+        mounts = [(tree, False)]
+        if self.settings.model_cache is not None:
+            self.settings.model_cache.mkdir(parents=True, exist_ok=True)
+            mounts.append((self.settings.model_cache, False))
+        return self._container(f"measure-{variant}", mounts, **host)
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def environment(self, tree: Path | None = None) -> dict[str, str]:
+        env = dict(self.image_env)
+        env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env.update(HOME=HOME, USER="isobench", LANG=env.get("LANG", "C.UTF-8"))
+        env.update({name: os.environ[name] for name in FORWARDED_ENV if name in os.environ})
+        if self.settings.model_cache is not None:
+            env["HF_HOME"] = str(self.settings.model_cache)
+        if tree is not None:
+            env["PYTHONPATH"] = ":".join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
+        return env
+
+    def _box_for(self, cwd: Path) -> tuple[Container, bool]:
+        where = cwd.resolve()
+        if self.agent is not None and where.is_relative_to(self.workdir.resolve()):
+            return self.agent, True
+        for tree, box in self.boxes.values():
+            if where.is_relative_to(tree.resolve()):
+                return box, False
+        raise SandboxError(f"{cwd} is in none of this sandbox's containers (working copy or variant trees)")
+
+    def _named_paths(self, command: str, env: Mapping[str, str]) -> list[Path]:
+        """Paths under the runs folder that a command or its environment names (copied in and out)."""
+        runs = self.settings.runs_dir.resolve()
+        found: dict[Path, None] = {}
+        for text in (command, *env.values()):
+            for token in re.split(r"[\s'\"=,;:]+", text):
+                if token.startswith("/"):
+                    path = Path(os.path.normpath(token))
+                    if path != runs and path.is_relative_to(runs):
+                        found[path] = None
+        return list(found)
+
+    def _copy_in(self, box: Container, paths: list[Path]) -> list[Path]:
+        """Make named host paths exist in the container; returns the folders to copy back afterwards."""
+        outputs = []
+        for path in paths:
+            if path.is_file():
+                box.put_file(str(path), path.read_bytes(), uid=self.uid, gid=self.gid, mode=0o444)
+                continue
+            folder = path if path.is_dir() else path.parent
+            box.capture(
+                ["/bin/sh", "-c", 'mkdir -p "$1" && chown "$2" "$1"', "mk", str(folder), self.user], user=ROOT
+            )
+            outputs.append(path)
+        return outputs
+
+    def _copy_out(self, box: Container, outputs: list[Path]) -> None:
+        for path in outputs:
+            box.copy_out(str(path), path.parent)
+
+    def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout_s: float,
+        stdout_path: Path,
+        stderr_path: Path,
+        stdin_path: Path | None = None,
+    ) -> RunResult:
+        box, is_agent = self._box_for(cwd)
+        outputs = self._copy_in(box, self._named_paths(command, env))
+        stdin_file = None
+        if stdin_path is not None:
+            stdin_file = f"/tmp/isobench-stdin-{uuid.uuid4().hex}"
+            box.put_file(stdin_file, stdin_path.read_bytes(), uid=self.uid, gid=self.gid, mode=0o400)
+        stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        # The agent's budget is enforced by killing its whole container (everything it started goes).
+        on_timeout = (lambda _token: box.restart()) if is_agent else None
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+            code, timed_out, duration = box.run_command(
+                command,
+                user=self.user,
+                env=env,
+                workdir=str(cwd),
+                timeout_s=timeout_s,
+                out=out,
+                err=err,
+                stdin_file=stdin_file,
+                on_timeout=on_timeout,
+            )
+        self._copy_out(box, outputs)
+        return RunResult(None if timed_out else code, timed_out, duration, stdout_path, stderr_path)
+
+    def start(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Process:
+        box, _ = self._box_for(cwd)
+        outputs = self._copy_in(box, self._named_paths(command, env))
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        process = ContainerProcess(
+            box,
+            command,
+            user=self.user,
+            env=env,
+            workdir=str(cwd),
+            log=log_path.open("wb"),
+            on_stop=lambda: self._copy_out(box, outputs),
+        )
+        self.processes.append(process)
+        return process
+
+    @staticmethod
+    def gpus_available() -> int:
+        return len(gpus.usable_ids(count_gpus))
+
+    def close(self) -> None:
+        try:
+            for process in self.processes:
+                with contextlib.suppress(Exception):
+                    process.stop()
+            self._retire_agent()
+            for _, box in self.boxes.values():
+                box.remove()
+            self.boxes.clear()
+        finally:
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
+            if not self.settings.keep_work:
+                shutil.rmtree(self.workspace, ignore_errors=True)

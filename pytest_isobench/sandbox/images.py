@@ -1,0 +1,276 @@
+"""Images: which one a task runs in, deterministic names and labels, Dockerfile templates, pruning.
+
+Source tasks (the smoke suite, the tests' toy tasks) run straight from the registry-free base image
+(``docker/build-base-image.sh``). Real tasks get an image per repository family and base commit,
+``isobench/<repo>:<base12>``, rendered from ``docker/<family>.Dockerfile``; human and agent variants are
+layers on top (``docker/variant.Dockerfile``) tagged by the patch's hash, so an image is built once
+and reused while it exists. Every image carries ``isobench.*`` labels; ``prune`` removes them least
+recently used first when the engine's disk runs low.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..options import Settings
+from ..tasks import Task
+from .base import SandboxError
+
+DEFAULT_BASE_IMAGE = "isobench/base:bookworm-py3"
+DEFAULT_CUDA_IMAGE = "nvidia/cuda:12.4.1-devel-ubuntu22.04"
+TEMPLATE_DIR_VAR = "ISOBENCH_DOCKER_DIR"
+FAMILIES = ("vllm", "sglang")
+# What the family's benchmark scripts import beyond the package itself.
+BENCH_DEPS = {
+    "vllm": "aiohttp datasets pandas pillow numpy tqdm transformers",
+    "sglang": "aiohttp datasets pandas pillow numpy tqdm transformers",
+}
+VLLM_WHEEL = (
+    "https://vllm-wheels.s3.us-west-2.amazonaws.com/{commit}/vllm-1.0.0.dev-cp38-abi3-manylinux1_x86_64.whl"
+)
+FLASHINFER_INDEX = "https://flashinfer.ai/whl/cu124/torch2.4/flashinfer/"
+# Files whose change needs the compiled extensions rebuilt (C/C++/CUDA sources and their build files).
+NATIVE = re.compile(r"(\.(c|cc|cpp|cxx|h|hh|hpp|cu|cuh|cmake)|(^|/)CMakeLists\.txt|(^|/)setup\.py)$")
+REBUILD = {
+    "vllm": "cd /opt/src && MAX_JOBS={max_jobs} pip install --no-build-isolation -e .",
+    "sglang": "cd /opt/src/sgl-kernel && MAX_JOBS={max_jobs} pip install --no-build-isolation .",
+}
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def template_dir() -> Path:
+    """The ``docker/`` folder of this checkout (or ``$ISOBENCH_DOCKER_DIR``)."""
+    return Path(os.environ.get(TEMPLATE_DIR_VAR) or Path(__file__).resolve().parents[2] / "docker")
+
+
+def family(task: Task) -> str | None:
+    """The repository family with a Dockerfile template, or None (source tasks run in the base image)."""
+    return task.repo if task.source is None and task.repo in FAMILIES else None
+
+
+def task_image_name(task: Task) -> str:
+    return f"isobench/{task.repo}:{task.base_commit[:12]}"
+
+
+def variant_image_name(task: Task, variant: str, patch: str) -> str:
+    """``isobench/<repo>:<base12>-<variant>-<patch hash 12>``: the same patch finds the same image."""
+    return f"{task_image_name(task)}-{variant}-{patch_hash(patch)[:12]}"
+
+
+def patch_hash(patch: str) -> str:
+    return hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def runtime_image(task: Task, settings: Settings) -> str:
+    """The image a task's containers start from."""
+    if family(task) is not None:
+        return task_image_name(task)
+    return settings.base_image or DEFAULT_BASE_IMAGE
+
+
+def render(template: str, params: Mapping[str, object]) -> str:
+    """Fill ``{{name}}`` placeholders (Dockerfile ``$VARS`` stay as they are); all must be given."""
+    missing = sorted({m for m in _PLACEHOLDER.findall(template) if m not in params})
+    if missing:
+        raise SandboxError(f"template placeholders without a value: {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: str(params[m.group(1)]), template)
+
+
+def _template(name: str) -> str:
+    path = template_dir() / name
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SandboxError(f"Dockerfile template {path} cannot be read: {exc}") from None
+
+
+def task_dockerfile(task: Task, settings: Settings, *, max_jobs: int = 8, cuda_arch: str = "9.0") -> str:
+    """The Dockerfile of a real task's image at its base commit."""
+    name = family(task)
+    if name is None or task.repo_url is None:
+        raise SandboxError(
+            f"task {task.id}: no Dockerfile template for repo {task.repo!r} (source tasks use the base image)"
+        )
+    return render(
+        _template(f"{name}.Dockerfile"),
+        {
+            "base_image": settings.base_image or DEFAULT_CUDA_IMAGE,
+            "python": "python3",
+            "repo_url": task.repo_url,
+            "base_commit": task.base_commit,
+            "wheel_url": VLLM_WHEEL.format(commit=task.base_commit),
+            "flashinfer_index": FLASHINFER_INDEX,
+            "max_jobs": max_jobs,
+            "cuda_arch": cuda_arch,
+            "bench_deps": BENCH_DEPS[name],
+        },
+    )
+
+
+def touches_native(patch: str) -> bool:
+    """Whether a patch changes files that need the compiled extensions rebuilt."""
+    paths = re.findall(r"^diff --git a/(\S+) b/(\S+)$", patch, flags=re.MULTILINE)
+    return any(NATIVE.search(path) for pair in paths for path in pair)
+
+
+def variant_dockerfile(
+    task: Task,
+    variant: str,
+    patch: str,
+    *,
+    task_image: str | None = None,
+    src: str = "/opt/src",
+    max_jobs: int = 8,
+) -> str:
+    """The layer that turns a task image into its ``human`` or ``agent`` variant."""
+    native = touches_native(patch)
+    rebuild = REBUILD.get(task.repo, "true").format(max_jobs=max_jobs) if native else "true"
+    return render(
+        _template("variant.Dockerfile"),
+        {
+            "task_image": task_image or task_image_name(task),
+            "src": src,
+            "rebuild": rebuild,
+            "variant": variant,
+            "patch_sha256": patch_hash(patch),
+            "native": str(native).lower(),
+        },
+    )
+
+
+def build_context(dockerfile: str, files: Mapping[str, bytes] | None = None) -> io.BytesIO:
+    """A tar build context holding the Dockerfile and extra files (no host folder is sent)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def ensure_image(
+    client: Any,
+    name: str,
+    dockerfile: str,
+    files: Mapping[str, bytes] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+    network: bool = True,
+) -> bool:
+    """Build ``name`` unless it exists (then reuse it); True when it was built now."""
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(name)
+        return False
+    try:
+        _, output = client.images.build(
+            fileobj=build_context(dockerfile, files),
+            custom_context=True,
+            tag=name,
+            labels=dict(labels or {}),
+            rm=True,
+            forcerm=True,
+            network_mode=None if network else "none",
+        )
+    except docker.errors.BuildError as exc:
+        text = "".join(str(chunk.get("stream", "")) for chunk in exc.build_log)
+        # The layers made before the failing step stay behind untagged: remove them (never a tagged one).
+        for layer in reversed(re.findall(r"^ ---> ([0-9a-f]{12})$", text, flags=re.MULTILINE)):
+            with contextlib.suppress(docker.errors.APIError):
+                if not client.images.get(layer).tags:
+                    client.images.remove(layer)
+        raise SandboxError(f"building {name} failed: {exc.msg}\n{text[-3000:]}") from None
+    if log is not None:
+        for chunk in output:
+            if "stream" in chunk:
+                log(str(chunk["stream"]).rstrip())
+    return True
+
+
+# -- least-recently-used pruning ----------------------------------------------------------------
+
+
+def usage_file(settings: Settings) -> Path:
+    return settings.cache_dir / "images" / "last-used.json"
+
+
+def record_use(settings: Settings, image: str) -> None:
+    """Remember when an image was last used (labels are immutable, so the record lives on the host)."""
+    path = usage_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from .repos import file_lock
+
+    with file_lock(path.with_suffix(".lock")):
+        data = _read_usage(path)
+        data[image] = time.time()
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+
+
+def _read_usage(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def free_bytes(client: Any) -> int:
+    """Free space where the engine keeps its images (the engine is assumed to run on this host)."""
+    root = client.info().get("DockerRootDir") or "/var/lib/docker"
+    try:
+        return shutil.disk_usage(root).free
+    except OSError:
+        return shutil.disk_usage("/").free
+
+
+def prune(
+    client: Any,
+    settings: Settings,
+    *,
+    min_free_bytes: int,
+    keep: set[str] | None = None,
+    repository: str | None = None,
+) -> list[str]:
+    """Remove the project's images, least recently used first, until ``min_free_bytes`` are free.
+
+    Images in ``keep`` and images a container still uses are never removed; ``repository`` (e.g.
+    ``isobench/vllm``) limits it to one repository's tags. Returns the removed tags.
+    """
+    import docker.errors
+
+    used = _read_usage(usage_file(settings))
+    # Tags containers were started from stay; the engine itself refuses to delete an image in use.
+    in_use = {c["Image"] for c in client.api.containers(all=True)}
+    candidates = []
+    for image in client.images.list(filters={"label": "isobench.owner=pytest-isobench"}):
+        for tag in image.tags:
+            if tag in (keep or set()) or tag in in_use:
+                continue
+            if repository is not None and tag.rsplit(":", 1)[0] != repository:
+                continue
+            candidates.append((used.get(tag, 0.0), tag))
+    removed = []
+    for _, tag in sorted(candidates):
+        if free_bytes(client) >= min_free_bytes:
+            break
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(tag, noprune=False)
+            removed.append(tag)
+    return removed

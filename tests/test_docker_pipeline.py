@@ -1,0 +1,180 @@
+"""Whole jobs on the docker backend: agent isolation, the time budget, and cleanup after failures."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from pytest_isobench.agents.base import AgentRun, SolveContext, agent_registry, build_agent
+from pytest_isobench.pipeline import InfrastructureError, Job, run_job
+from pytest_isobench.sandbox import engine
+from pytest_isobench.sandbox.docker import DockerSandbox
+from pytest_isobench.tasks import LoadedTask
+from support import load, write_source_task
+from test_docker_sandbox import docker_settings, need_docker
+
+
+@pytest.fixture(autouse=True)
+def _docker() -> None:
+    need_docker()
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    return write_source_task(tmp_path / "tasks", "toy-sleep", timeout_s=20)
+
+
+def docker_job(tmp_path: Path, task_file: Path, spec: str, **overrides: object) -> Job:
+    run_id = "test-" + secrets.token_hex(4)
+    settings = replace(docker_settings(tmp_path), rounds=1, warmup=0, agent=spec, run_id=run_id, **overrides)  # type: ignore[arg-type]
+    agent = build_agent(spec, agent_registry([]))
+    return Job(LoadedTask(load(task_file), task_file), agent, spec, settings, run_id, DockerSandbox)
+
+
+def test_a_command_agent_cannot_open_a_socket(tmp_path: Path, toy: Path) -> None:
+    probe = (
+        "python -c \"import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)\" && touch online"
+    )
+    job = docker_job(tmp_path, toy, f"command:{probe}")
+    outcome = run_job(job)
+    assert outcome.agent_run["returncode"] != 0
+    assert "Network is unreachable" in (job.artifacts / "agent.stderr.txt").read_text()
+    assert outcome.patch["empty"] is True  # no `online` file: the socket never opened
+    assert engine.count_containers(job.run_id) == 0
+
+
+def test_the_agent_reads_its_prompt_and_works_as_non_root(tmp_path: Path, toy: Path) -> None:
+    command = 'id -u; head -c 60 "$ISOBENCH_PROMPT_FILE"; sed -i s/0.06/0.02/ work.py'
+    job = docker_job(tmp_path, toy, f"command:{command}")
+    outcome = run_job(job)
+    out = (job.artifacts / "agent.stdout.txt").read_text()
+    assert out.split("\n")[0] != "0"
+    assert (job.artifacts / "prompt.txt").read_text()[:20] in out
+    assert outcome.hard in ("beats", "similar"), outcome.hard_detail
+    assert outcome.patch["files"] == ["work.py"]
+
+
+def test_the_time_budget_stops_a_runaway_agent(tmp_path: Path, toy: Path) -> None:
+    runaway = "command:(sleep 600 &) ; setsid sleep 601 & echo 'DELAY = 0.01' >> work.py; sleep 602"
+    job = docker_job(tmp_path, toy, runaway, time_budget_min=0.05)
+    outcome = run_job(job)
+    assert outcome.timed_out is True and outcome.agent_run["returncode"] is None
+    assert outcome.agent_run["duration_s"] < 30
+    assert outcome.patch["files"] == ["work.py"]  # what it did before the budget ran out is kept
+    assert engine.count_containers(job.run_id) == 0
+
+
+def test_containers_are_removed_after_an_infrastructure_failure(tmp_path: Path) -> None:
+    broken = write_source_task(tmp_path / "tasks", "toy-broken", command="python -c 'raise SystemExit(3)'")
+    job = docker_job(tmp_path, broken, "noop")
+    with pytest.raises(InfrastructureError, match="baseline variant failed"):
+        run_job(job)
+    assert engine.count_containers(job.run_id) == 0
+
+
+class Interrupted:
+    """An agent that starts work in its container, then gets Ctrl-C."""
+
+    name = "interrupted"
+
+    def solve(self, ctx: SolveContext) -> AgentRun:
+        env = ctx.sandbox.environment()
+        ctx.sandbox.run(
+            "sleep 300 &",
+            cwd=ctx.workdir,
+            env=env,
+            timeout_s=5,
+            stdout_path=ctx.log_dir / "o.txt",
+            stderr_path=ctx.log_dir / "e.txt",
+        )
+        assert engine.count_containers(ctx.log_dir.parent.parent.name) == 1
+        raise KeyboardInterrupt
+
+
+def test_containers_are_removed_after_ctrl_c(tmp_path: Path, toy: Path) -> None:
+    job = replace(docker_job(tmp_path, toy, "noop"), agent=Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        run_job(job)
+    assert engine.count_containers(job.run_id) == 0
+
+
+def test_cleanup_command_removes_leftovers_of_a_killed_run(tmp_path: Path, toy: Path) -> None:
+    """A run killed outright (SIGKILL: no finally, no atexit) leaves containers; `cleanup` removes them."""
+    run_id = "test-" + secrets.token_hex(4)
+    script = f"""
+import os, sys
+sys.path[:0] = {[str(Path(__file__).parent)]!r}
+from pathlib import Path
+from test_docker_pipeline import docker_job
+from dataclasses import replace
+job = docker_job(Path({str(tmp_path)!r}), Path({str(toy)!r}), "noop")
+job = replace(job, run_id={run_id!r}, settings=replace(job.settings, run_id={run_id!r}))
+from pytest_isobench.sandbox.base import SandboxSpec
+from pytest_isobench.sandbox.repos import materialise
+repo = materialise(job.task, job.entry.path, job.settings.cache_dir / "repos")
+ws = job.settings.work_dir / {run_id!r} / job.task.id / "noop"
+box = job.sandbox_factory(SandboxSpec(job.task, job.entry.path, repo, ws, job.settings))
+box.agent_workdir()
+box.variant_tree("baseline")
+os.kill(os.getpid(), 9)
+"""
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert killed.returncode == -9, killed.stderr
+    assert engine.count_containers(run_id) == 1
+    dry = subprocess.run(
+        [sys.executable, "-m", "pytest_isobench", "cleanup", "--run-id", run_id, "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dry.returncode == 0 and "1 container" in dry.stdout, dry.stdout + dry.stderr
+    assert engine.count_containers(run_id) == 1
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_isobench", "cleanup", "--run-id", run_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert engine.count_containers(run_id) == 0
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_on_a_real_run_removes_its_containers(tmp_path: Path, signal_name: str) -> None:
+    run_id = "test-" + secrets.token_hex(4)
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--isobench-agent=human",
+        "--isobench-backend=docker",
+        f"--isobench-run-id={run_id}",
+        "-m",
+        "smoke",
+        "-p",
+        "no:cacheprovider",
+        f"--isobench-runs-dir={tmp_path / 'runs'}",
+        f"--isobench-cache-dir={tmp_path / 'cache'}",
+    ]
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while engine.count_containers(run_id) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert engine.count_containers(run_id) > 0, "the run never started a container"
+        process.send_signal(getattr(signal, signal_name))
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    time.sleep(2)  # a container the engine was still creating when the signal came must be gone too
+    assert engine.count_containers(run_id) == 0, output.decode(errors="replace")[-2000:]

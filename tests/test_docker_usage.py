@@ -1,0 +1,154 @@
+"""Selecting the docker backend: usage errors, GPU skips, Dockerfile templates and the cleanup command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_isobench.sandbox import images
+from pytest_isobench.tasks import Task
+from support import ANCHOR, load
+from test_collection import task_text
+from test_docker_sandbox import docker_settings, need_docker
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_ENGINE = "unix:///nonexistent/isobench-docker.sock"
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makefile(".toml", **{"tasks/vllm/vllm-cccccccc": task_text("vllm-cccccccc", gpus=4)})
+    pytester.makefile(".py", **{"tasks/test_isobench": ANCHOR})
+    pytester.makeini("[pytest]\naddopts = --strict-markers -p no:cacheprovider\n")
+    return pytester
+
+
+def test_loading_the_plugin_does_not_import_docker() -> None:
+    code = "import sys, pytest_isobench.plugin, pytest_isobench.sandbox.base as b; b.builtin_sandboxes(); "
+    code += "assert 'docker' not in sys.modules, 'imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_unreachable_engine_is_a_usage_error_that_says_how_to_fix_it(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    result = suite.runpytest_subprocess("--isobench-backend=docker", "--isobench-agent=noop")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--isobench-backend=docker: *cannot reach the Docker engine*docker info*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--isobench-agent-network=wifi", "*'wifi' is not one of: none, bridge*"),
+        ("--isobench-agent-memory=lots", "*'lots' is not a size such as 512m or 16g*"),
+        ("--isobench-gpus=0,0", "*names a GPU twice*"),
+    ],
+)
+def test_bad_docker_options_are_usage_errors(suite: pytest.Pytester, option: str, message: str) -> None:
+    result = suite.runpytest(option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_a_task_needing_more_gpus_than_listed_skips(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_docker()
+    monkeypatch.setenv("ISOBENCH_PRUNE_MIN_FREE_GB", "0")  # --isobench-prune runs, and has room enough
+    args = ("--isobench-backend=docker", "--isobench-gpus=fake0,fake1", "--isobench-prune")
+    result = suite.runpytest("-rs", *args, "--isobench-agent=noop")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*vllm-cccccccc needs 4 GPU(s); 2 available*"])
+
+
+def test_cleanup_without_an_engine_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_isobench", "cleanup"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2 and "cannot reach the Docker engine" in result.stderr
+
+
+# -- images: names, labels and the Dockerfile templates (rendered, not built: no CUDA images here) ----
+
+
+def real_task(name: str) -> Task:
+    return load(next((ROOT / "tasks").glob(f"*/{name}.toml")))
+
+
+def test_image_names_are_deterministic() -> None:
+    task = real_task("vllm-015069b0")
+    assert images.task_image_name(task) == "isobench/vllm:fbefc8a78d22"
+    patch = "diff --git a/vllm/x.py b/vllm/x.py\n"
+    assert images.variant_image_name(task, "agent", patch) == images.variant_image_name(task, "agent", patch)
+    assert images.variant_image_name(task, "agent", patch).startswith("isobench/vllm:fbefc8a78d22-agent-")
+    assert images.variant_image_name(task, "agent", patch + " ") != images.variant_image_name(
+        task, "agent", patch
+    )
+
+
+def test_source_tasks_run_in_the_base_image(tmp_path: Path) -> None:
+    smoke = real_task("smoke-serving")
+    assert images.runtime_image(smoke, docker_settings(tmp_path)) == images.DEFAULT_BASE_IMAGE
+    custom = docker_settings(tmp_path, base_image="example/py:3")
+    assert images.runtime_image(smoke, custom) == "example/py:3"
+    assert images.runtime_image(real_task("sglang-021f76e4"), custom).startswith("isobench/sglang:")
+
+
+@pytest.mark.parametrize("name", ["vllm-015069b0", "sglang-021f76e4"])
+def test_family_dockerfiles_render_for_the_base_commit(name: str, tmp_path: Path) -> None:
+    task = real_task(name)
+    text = images.task_dockerfile(task, docker_settings(tmp_path, base_image="example/cuda:12.4-py3"))
+    assert "{{" not in text and text.startswith("# ISO-Bench task image")
+    assert "FROM example/cuda:12.4-py3" in text
+    assert f"git fetch -q --depth 1 {task.repo_url} {task.base_commit}" in text
+    assert task.human_commit not in text  # the image never holds the human change
+    assert 'commit -q -m "Initial state"' in text and "rm -rf /opt/src/.git" in text
+    assert f"isobench.base_commit={task.base_commit}" in text
+    if task.repo == "vllm":
+        assert f"vllm-wheels.s3.us-west-2.amazonaws.com/{task.base_commit}/" in text
+        assert "VLLM_USE_PRECOMPILED=1" in text and "pip install --no-build-isolation -e ." in text
+    else:
+        assert 'pip install -e "python[all]"' in text
+    default = images.task_dockerfile(task, docker_settings(tmp_path))
+    assert f"FROM {images.DEFAULT_CUDA_IMAGE}" in default
+
+
+def test_variant_layers_rebuild_extensions_only_for_native_changes() -> None:
+    task = real_task("vllm-015069b0")
+    python_only = "diff --git a/vllm/sampler.py b/vllm/sampler.py\n--- a/vllm/sampler.py\n"
+    kernel = "diff --git a/csrc/attention/attn.cu b/csrc/attention/attn.cu\n--- a/csrc/attention/attn.cu\n"
+    assert not images.touches_native(python_only)
+    assert images.touches_native(kernel) and images.touches_native(
+        "diff --git a/CMakeLists.txt b/CMakeLists.txt\n"
+    )
+    light = images.variant_dockerfile(task, "agent", python_only)
+    heavy = images.variant_dockerfile(task, "agent", kernel)
+    assert "FROM isobench/vllm:fbefc8a78d22" in light and "RUN true" in light
+    assert "pip install --no-build-isolation -e ." in heavy and "isobench.native_rebuild=true" in heavy
+    assert f"isobench.patch_sha256={images.patch_hash(kernel)}" in heavy
+    sglang = images.variant_dockerfile(
+        real_task("sglang-021f76e4"), "human", kernel.replace("csrc", "sgl-kernel/csrc")
+    )
+    assert "cd /opt/src/sgl-kernel" in sglang
+
+
+def test_rendering_refuses_missing_values() -> None:
+    with pytest.raises(images.SandboxError, match="base_image"):
+        images.render("FROM {{base_image}}\nRUN echo $PATH\n", {})
+    assert images.render("FROM {{a}}\nRUN echo $PATH\n", {"a": "x"}) == "FROM x\nRUN echo $PATH\n"
+
+
+def test_real_tasks_say_that_the_docker_backend_does_not_run_them_yet(tmp_path: Path) -> None:
+    from pytest_isobench.sandbox.base import SandboxSpec
+    from pytest_isobench.sandbox.docker import DockerSandbox
+
+    task = real_task("vllm-015069b0")
+    spec = SandboxSpec(task, ROOT / "tasks", tmp_path / "repo", tmp_path / "ws", docker_settings(tmp_path))
+    with pytest.raises(images.SandboxError, match=r"source tasks \(smoke\) only so far"):
+        DockerSandbox(spec)
