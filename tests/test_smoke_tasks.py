@@ -14,7 +14,7 @@ SMOKE = ["smoke-latency", "smoke-serving", "smoke-throughput"]
 
 
 def run_smoke(
-    agent: str, state: Path
+    agent: str, state: Path, *extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, object]]]:
     report = state / f"{agent}.json"
     argv = [
@@ -31,6 +31,7 @@ def run_smoke(
         "--isobench-judge=overlap",
         "--json-report",
         f"--json-report-file={report}",
+        *extra,
     ]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
     tests = json.loads(report.read_text())["tests"]
@@ -46,7 +47,13 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_human_passes_every_smoke_task(state: Path) -> None:
-    result, outcomes = run_smoke("human", state)
+    # Two rounds more than the default: identical code must land within ±5 % even on a busy machine.
+    result, outcomes = run_smoke("human", state, "--isobench-rounds=7")
+    missed = [o for o in outcomes.values() if o["hard"] not in ("beats", "similar")]
+    if missed and all(o["inconclusive"] for o in missed):
+        # The harness itself flagged these verdicts as within the noise around the band (a busy
+        # machine): measure all three variants once more. A confident wrong verdict still fails.
+        result, outcomes = run_smoke("human", state, "--isobench-rounds=7", "--isobench-remeasure")
     assert sorted(outcomes) == SMOKE
     assert result.returncode == 0, result.stdout[-3000:]
     for outcome in outcomes.values():
@@ -58,7 +65,7 @@ def test_human_passes_every_smoke_task(state: Path) -> None:
 
 
 def test_noop_fails_every_smoke_task(state: Path) -> None:
-    result, outcomes = run_smoke("noop", state)
+    result, outcomes = run_smoke("noop", state, "--isobench-rounds=7")
     assert sorted(outcomes) == SMOKE
     assert result.returncode == 1
     for outcome in outcomes.values():
