@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .base import LeakError, SandboxError
 from .containers import ROOT, Container
-from .gitutil import FIXED_IDENTITY, ISOLATED_CONFIG, git
+from .gitutil import FIXED_IDENTITY, ISOLATED_CONFIG
 from .local import EXCLUDED_FROM_PATCH
 
 HARNESS_DIR = "/isobench"  # root-only, in the container's own filesystem (not a mount)
@@ -60,36 +60,6 @@ def init_history(box: Container, workdir: Path, *, user: str) -> tuple[str, str]
         workdir="/",
     )
     return commit, tree
-
-
-def forbidden_objects(repo: Path, base_commit: str, human_commit: str) -> dict[str, str]:
-    """What of the human change the agent must not reach, {object id: what it is}, from the harness repo."""
-    where = repo
-    human_tree = git(
-        "--git-dir", str(repo), "rev-parse", f"{human_commit}^{{tree}}", cwd=where
-    ).stdout.strip()
-    found = {human_commit: "the human commit", human_tree: "the human tree", base_commit: "the base commit"}
-    base_blobs = set(
-        git("--git-dir", str(repo), "ls-tree", "-r", "--object-only", base_commit, cwd=where).stdout.split()
-    )
-    raw = git(
-        "--git-dir",
-        str(repo),
-        "diff-tree",
-        "-r",
-        "--no-renames",
-        "--raw",
-        base_commit,
-        human_commit,
-        cwd=where,
-    )
-    for line in raw.stdout.splitlines():
-        fields = line.split("\t", 1)[0].split()
-        if len(fields) < 5 or fields[4] == "D":
-            continue
-        if fields[3] not in base_blobs:
-            found.setdefault(fields[3], f"the human version of {line.split(chr(9), 1)[1]}")
-    return found
 
 
 LEAK_SCRIPT = """

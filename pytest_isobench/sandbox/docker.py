@@ -31,6 +31,7 @@ from .containers import ROOT, Container, ContainerProcess
 from .gitutil import GitError, git
 from .local import WORKDIR_NAME, checkout_tree, count_gpus
 from .procs import Process, RunResult
+from .repos import forbidden_objects
 
 AGENT_UID_WHEN_ROOT = 1000  # a harness running as root still gives the agent an unprivileged user
 HOME = "/home/isobench"
@@ -192,7 +193,7 @@ class DockerSandbox:
         """The leak check, run as the agent's user inside the agent container."""
         if self.agent is None:
             raise SandboxError("check_no_leak() before agent_workdir()")
-        forbidden = containergit.forbidden_objects(self.repo, self.task.base_commit, self.task.human_commit)
+        forbidden = forbidden_objects(self.repo, self.task.base_commit, self.task.human_commit)
         containergit.check_no_leak(self.agent, self.workdir, forbidden, user=self.user)
 
     def extract_patch(self) -> str:

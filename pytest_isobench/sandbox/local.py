@@ -17,6 +17,7 @@ from pathlib import Path
 from .base import LeakError, PatchDoesNotApply, SandboxError, SandboxSpec
 from .gitutil import GitError, git, has_object
 from .procs import Process, RunResult, run
+from .repos import forbidden_objects
 
 # Paths never part of an agent's patch: the agent's scratch space, a patch file it may write itself,
 # and byte-code its own test runs leave behind.
@@ -208,36 +209,8 @@ def check_no_leak(workdir: Path, repo: Path, base_commit: str, human_commit: str
         problems.append("the working copy has remotes")
     if (workdir / ".git" / "objects" / "info" / "alternates").exists():
         problems.append("the working copy borrows objects (alternates)")
-    human_tree = git(
-        "--git-dir", str(repo), "rev-parse", f"{human_commit}^{{tree}}", cwd=workdir
-    ).stdout.strip()
-    for label, obj in (
-        ("human commit", human_commit),
-        ("human tree", human_tree),
-        ("base commit", base_commit),
-    ):
+    for obj, what in forbidden_objects(repo, base_commit, human_commit).items():
         if has_object(obj, workdir):
-            problems.append(f"the {label} {obj} is reachable")
-    base_blobs = set(
-        git("--git-dir", str(repo), "ls-tree", "-r", "--object-only", base_commit, cwd=workdir).stdout.split()
-    )
-    raw = git(
-        "--git-dir",
-        str(repo),
-        "diff-tree",
-        "-r",
-        "--no-renames",
-        "--raw",
-        base_commit,
-        human_commit,
-        cwd=workdir,
-    )
-    for line in raw.stdout.splitlines():
-        fields = line.split("\t", 1)[0].split()
-        if len(fields) < 5 or fields[4] == "D":
-            continue
-        new_blob, path = fields[3], line.split("\t", 1)[1]
-        if new_blob not in base_blobs and has_object(new_blob, workdir):
-            problems.append(f"the human version of {path} ({new_blob}) is in the object store")
+            problems.append(f"{what} ({obj}) is reachable")
     if problems:
         raise LeakError(f"the agent's working copy {workdir} leaks the future: " + "; ".join(problems))
