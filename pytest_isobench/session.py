@@ -68,12 +68,26 @@ def configure(config: pytest.Config) -> None:
 
 
 def unconfigure(config: pytest.Config) -> None:
+    end_sandbox_session(config)
     collector = config.stash.get(COLLECTOR_KEY, None)
     if collector is not None:
         config.pluginmanager.unregister(collector)
     xdist_hooks = config.pluginmanager.get_plugin("isobench-xdist")
     if xdist_hooks is not None:
         config.pluginmanager.unregister(xdist_hooks)
+
+
+def end_sandbox_session(config: pytest.Config) -> None:
+    """The controller, at the very end (also after Ctrl-C): the backend removes what the run left.
+
+    A backend opts in with an ``end_session(run_id)`` callable on its factory (docker removes the
+    run's labelled containers, whichever worker created them).
+    """
+    factory = config.stash.get(SANDBOX_KEY, None)
+    end_session = getattr(factory, "end_session", None)
+    if is_worker(config) or end_session is None or RUN_ID_KEY not in config.stash:
+        return
+    end_session(config.stash[RUN_ID_KEY])
 
 
 class XdistHooks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
@@ -178,3 +179,52 @@ def test_ctrl_c_or_sigterm_on_a_real_run_removes_its_containers(tmp_path: Path, 
     assert process.returncode != 0
     time.sleep(2)  # a container the engine was still creating when the signal came must be gone too
     assert engine.count_containers(run_id) == 0, output.decode(errors="replace")[-2000:]
+
+
+CRASHING_AGENT = '''
+import os
+from pytest_isobench.sandbox import engine
+
+
+class Crash:
+    """Starts work in its container, then its pytest-xdist worker dies at once (no cleanup runs)."""
+
+    name = "crash"
+
+    def solve(self, ctx):
+        ctx.sandbox.run("true", cwd=ctx.workdir, env=ctx.sandbox.environment(), timeout_s=30,
+                        stdout_path=ctx.log_dir / "o.txt", stderr_path=ctx.log_dir / "e.txt")
+        with open(os.environ["CRASH_MARK"], "w") as mark:
+            mark.write(str(engine.count_containers(os.environ["CRASH_RUN_ID"])))
+        os._exit(7)
+
+
+def pytest_isobench_agents():
+    return {"crash": lambda arg: Crash()}
+'''
+
+
+def test_session_end_removes_the_containers_of_a_crashed_worker(tmp_path: Path) -> None:
+    """A worker killed mid-task runs no cleanup of its own: the controller's session end removes them."""
+    write_source_task(tmp_path / "tasks", "toy-crash")
+    (tmp_path / "conftest.py").write_text(CRASHING_AGENT)
+    test_file = Path(__file__).resolve().parents[1] / "tasks" / "test_isobench.py"
+    (tmp_path / "test_isobench.py").write_text(test_file.read_text())
+    run_id = "test-" + secrets.token_hex(4)
+    argv = [sys.executable, "-m", "pytest", "-n", "1", "-p", "no:cacheprovider", "--isobench-agent=crash"]
+    argv += [
+        "--isobench-backend=docker",
+        f"--isobench-run-id={run_id}",
+        f"--isobench-tasks={tmp_path / 'tasks'}",
+        f"--isobench-runs-dir={tmp_path / 'runs'}",
+        f"--isobench-cache-dir={tmp_path / 'cache'}",
+    ]
+    mark = tmp_path / "containers-at-crash.txt"
+    env = {**os.environ, "CRASH_MARK": str(mark), "CRASH_RUN_ID": run_id}
+    done = subprocess.run(
+        argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode != 0
+    assert "crashed" in done.stdout, done.stdout[-2000:]
+    assert mark.read_text() == "1", done.stdout[-2000:]
+    assert engine.count_containers(run_id) == 0, done.stdout[-2000:]

@@ -41,17 +41,8 @@ def docker_problem() -> str | None:
     return problem
 
 
-OPT_IN_VAR = "ISOBENCH_DOCKER_TESTS"
-
-
 def need_docker() -> None:
-    """Skip without an engine; with ISOBENCH_REQUIRE_DOCKER set, fail instead (never a silent skip).
-
-    Until the docker backend is finished, its engine tests are opt-in (ISOBENCH_DOCKER_TESTS=1).
-    """
-    required = os.environ.get(REQUIRE_VAR, "").strip() not in ("", "0")
-    if not required and os.environ.get(OPT_IN_VAR, "").strip() in ("", "0"):
-        pytest.skip(f"the docker backend's engine tests are opt-in for now: set {OPT_IN_VAR}=1 to run them")
+    """Skip without an engine; with ISOBENCH_REQUIRE_DOCKER set, fail instead (never a silent skip)."""
     problem = docker_problem()
     if problem is None:
         return
@@ -213,7 +204,7 @@ def test_variant_trees_run_in_their_own_containers(sandbox: DockerSandbox, tmp_p
     # the agent variant's code cannot read the human tree
     result = sh(sandbox, f"cat {human / 'pkg' / 'fast.py'}", agent, tmp_path)
     assert result.returncode != 0
-    assert len({box.id for _, box in sandbox.boxes.values()}) == 2
+    assert len({box.id for _, box, _ in sandbox.boxes.values()}) == 2
 
 
 def test_a_patch_that_does_not_apply_is_refused_whole(sandbox: DockerSandbox) -> None:

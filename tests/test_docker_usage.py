@@ -106,15 +106,19 @@ def test_family_dockerfiles_render_for_the_base_commit(name: str, tmp_path: Path
     text = images.task_dockerfile(task, docker_settings(tmp_path, base_image="example/cuda:12.4-py3"))
     assert "{{" not in text and text.startswith("# ISO-Bench task image")
     assert "FROM example/cuda:12.4-py3" in text
-    assert f"git fetch -q --depth 1 {task.repo_url} {task.base_commit}" in text
-    assert task.human_commit not in text  # the image never holds the human change
-    assert 'commit -q -m "Initial state"' in text and "rm -rf /opt/src/.git" in text
-    assert f"isobench.base_commit={task.base_commit}" in text
+    # the tree comes from the build context (the harness's clone): the build clones nothing
+    assert "ADD src.tar /opt/src/" in text and "git fetch" not in text and "git clone" not in text
+    assert task.repo_url not in text and task.human_commit not in text
+    # committed before the install, so build outputs are the untracked files
+    assert text.index('commit -q -m "Initial state"') < text.index("pip install")
+    assert f"isobench.base_commit={task.base_commit}" in text and "isobench.src=/opt/src" in text
     if task.repo == "vllm":
         assert f"vllm-wheels.s3.us-west-2.amazonaws.com/{task.base_commit}/" in text
         assert "VLLM_USE_PRECOMPILED=1" in text and "pip install --no-build-isolation -e ." in text
+        assert 'isobench.rebuild="cd /opt/src && MAX_JOBS=' in text and "isobench.pythonpath=." in text
     else:
-        assert 'pip install -e "python[all]"' in text
+        assert 'pip install -e "python[all]"' in text and "isobench.pythonpath=python" in text
+        assert 'isobench.rebuild="cd /opt/src/sgl-kernel && MAX_JOBS=' in text
     default = images.task_dockerfile(task, docker_settings(tmp_path))
     assert f"FROM {images.DEFAULT_CUDA_IMAGE}" in default
 
@@ -127,28 +131,18 @@ def test_variant_layers_rebuild_extensions_only_for_native_changes() -> None:
     assert images.touches_native(kernel) and images.touches_native(
         "diff --git a/CMakeLists.txt b/CMakeLists.txt\n"
     )
-    light = images.variant_dockerfile(task, "agent", python_only)
-    heavy = images.variant_dockerfile(task, "agent", kernel)
-    assert "FROM isobench/vllm:fbefc8a78d22" in light and "RUN true" in light
-    assert "pip install --no-build-isolation -e ." in heavy and "isobench.native_rebuild=true" in heavy
+    rebuild = "cd /opt/src && pip install --no-build-isolation -e ."  # the task image's label
+    light = images.variant_dockerfile(task, "agent", python_only, rebuild=rebuild)
+    heavy = images.variant_dockerfile(task, "agent", kernel, rebuild=rebuild)
+    assert "FROM isobench/vllm:fbefc8a78d22" in light and "RUN true" in light and rebuild not in light
+    assert f"RUN {rebuild}" in heavy and "isobench.native_rebuild=true" in heavy
     assert f"isobench.patch_sha256={images.patch_hash(kernel)}" in heavy
-    sglang = images.variant_dockerfile(
-        real_task("sglang-021f76e4"), "human", kernel.replace("csrc", "sgl-kernel/csrc")
-    )
-    assert "cd /opt/src/sgl-kernel" in sglang
+    # a native change on an image that cannot rebuild is refused, never measured unbuilt
+    with pytest.raises(images.SandboxError, match=r"native sources.*isobench\.rebuild"):
+        images.variant_dockerfile(task, "agent", kernel)
 
 
 def test_rendering_refuses_missing_values() -> None:
     with pytest.raises(images.SandboxError, match="base_image"):
         images.render("FROM {{base_image}}\nRUN echo $PATH\n", {})
     assert images.render("FROM {{a}}\nRUN echo $PATH\n", {"a": "x"}) == "FROM x\nRUN echo $PATH\n"
-
-
-def test_real_tasks_say_that_the_docker_backend_does_not_run_them_yet(tmp_path: Path) -> None:
-    from pytest_isobench.sandbox.base import SandboxSpec
-    from pytest_isobench.sandbox.docker import DockerSandbox
-
-    task = real_task("vllm-015069b0")
-    spec = SandboxSpec(task, ROOT / "tasks", tmp_path / "repo", tmp_path / "ws", docker_settings(tmp_path))
-    with pytest.raises(images.SandboxError, match=r"source tasks \(smoke\) only so far"):
-        DockerSandbox(spec)

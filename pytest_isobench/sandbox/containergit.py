@@ -8,12 +8,14 @@ rewrite.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from .base import LeakError, SandboxError
+from .base import SandboxError
 from .containers import ROOT, Container
 from .gitutil import FIXED_IDENTITY, ISOLATED_CONFIG
 from .local import EXCLUDED_FROM_PATCH
+from .repos import LEAK_SCRIPT, raise_if_leaking
 
 HARNESS_DIR = "/isobench"  # root-only, in the container's own filesystem (not a mount)
 HARNESS_GIT = f"{HARNESS_DIR}/harness.git"
@@ -62,14 +64,60 @@ def init_history(box: Container, workdir: Path, *, user: str) -> tuple[str, str]
     return commit, tree
 
 
-LEAK_SCRIPT = """
-echo "COMMITS $(git rev-list --all --reflog | wc -l)"
-git for-each-ref --format='REF %(refname)'
-git remote | sed 's/^/REMOTE /'
-if [ -e "$(git rev-parse --git-path objects/info/alternates)" ]; then echo ALTERNATES; fi
-shift
-printf '%s\\n' "$@" | git cat-file --batch-check | sed 's/^/OBJ /'
-"""
+# Build outputs a task image's source folder holds beyond its commit, minus the build folders.
+_BUILD_OUTPUTS = (
+    'set -e; cd "$1"; git -c safe.directory=* ls-files -z --others'
+    " -x '/build/' -x '/.eggs/' -x '*.egg-info/' -x '__pycache__/' -x '*.pyc' > \"$4\";"
+    ' tar --null -T "$4" -cf - | tar -C "$2" -xf -;'
+    ' find "$2" -user 0 -exec chown "$3" {} +; tr "\\0" "\\n" < "$4"; rm -f "$4"'
+)
+
+
+def copy_build_outputs(box: Container, src: str, workdir: Path, *, owner: str) -> list[str]:
+    """Copy the untracked files of the image's git folder ``src`` into ``workdir``; their paths.
+
+    ``src`` must be a git repository whose commit is the base tree (the task templates make it so).
+    """
+    argv = [
+        "/bin/sh",
+        "-c",
+        _BUILD_OUTPUTS,
+        "isobench-outputs",
+        src,
+        str(workdir),
+        owner,
+        f"{HARNESS_DIR}/outputs",
+    ]
+    code, out, err = box.capture(argv, user=ROOT, workdir="/")
+    if code != 0:
+        raise SandboxError(
+            f"copying the build outputs of {src} into the working copy failed in container {box.name}"
+            f" ({code}): {err.decode(errors='replace').strip()} (is {src} the image's git checkout?)"
+        )
+    return [line for line in out.decode("utf-8", "surrogateescape").splitlines() if line]
+
+
+def exclude_pattern(path: str) -> str:
+    """A gitignore line matching exactly this path from the top of the tree."""
+    return "/" + re.sub(r"([*?\[\\])", r"\\\1", path)
+
+
+def exclude_paths(box: Container, workdir: Path, paths: list[str]) -> None:
+    """Keep ``paths`` out of the agent's status and out of the harness's patch (both exclude files)."""
+    data = "".join(exclude_pattern(p) + "\n" for p in paths).encode("utf-8", "surrogateescape")
+    listing = "/tmp/isobench-build-outputs.exclude"
+    box.put_file(listing, data, uid=0, gid=0, mode=0o444)
+    append = 'mkdir -p "$(dirname "$2")" && cat "$1" >> "$2"'
+    _check(
+        box, ["/bin/sh", "-c", append, "x", listing, f"{HARNESS_GIT}/info/exclude"], user=ROOT, workdir="/"
+    )
+    agent_user = box.user
+    _check(
+        box,
+        ["/bin/sh", "-c", append, "x", listing, str(workdir / ".git" / "info" / "exclude")],
+        user=agent_user,
+        workdir=str(workdir),
+    )
 
 
 def check_no_leak(box: Container, workdir: Path, forbidden: dict[str, str], *, user: str) -> None:
@@ -77,29 +125,7 @@ def check_no_leak(box: Container, workdir: Path, forbidden: dict[str, str], *, u
     out = _check(
         box, ["/bin/sh", "-c", LEAK_SCRIPT, "isobench-leak", "-", *forbidden], user=user, workdir=str(workdir)
     )
-    problems, refs = [], []
-    for line in out.splitlines():
-        kind, _, rest = line.partition(" ")
-        if kind == "COMMITS" and rest.strip() != "1":
-            problems.append(f"history has {rest.strip()} commits, expected exactly one")
-        elif kind == "REF":
-            refs.append(rest)
-        elif kind == "REMOTE":
-            problems.append(f"the working copy has a remote {rest!r}")
-        elif kind == "ALTERNATES":
-            problems.append("the working copy borrows objects (alternates)")
-        elif kind == "OBJ" and not rest.endswith(" missing"):
-            obj = rest.split()[0]
-            label = forbidden.get(obj, obj)
-            problems.append(
-                f"{label} ({obj}) is in the object store"
-                if "version" in label
-                else f"{label} {obj} is reachable"
-            )
-    if refs != ["refs/heads/main"]:
-        problems.append(f"unexpected refs: {refs}")
-    if problems:
-        raise LeakError(f"the agent's working copy {workdir} leaks the future: " + "; ".join(problems))
+    raise_if_leaking(workdir, out, forbidden)
 
 
 def extract_patch(box: Container, workdir: Path, base: str) -> str:

@@ -10,6 +10,12 @@
   model cache. Its network is the host's by default, because the harness polls the server's port.
 - Host paths under the runs folder that a command names (``{result_dir}``, the prompt file) are
   copied in before and results copied out after; the artifact folders are never mounted.
+
+Tasks whose repository has a Dockerfile template (vLLM, SGLang) run from task images instead
+(``images.py``): the agent container starts from the task image, with the image's build outputs
+(compiled extensions, generated files) copied into the working copy and kept out of the patch; each
+variant is measured in a container of its own image (baseline: the task image; human and agent:
+layers that apply the patch and rebuild native code it touches), in the image's source folder.
 """
 
 from __future__ import annotations
@@ -85,23 +91,24 @@ class DockerSandbox:
         except ValueError:
             parts = ()
         self.run_id = parts[0] if parts else "adhoc"
-        if images.family(self.task) is not None:
-            # Task images render (docker/<family>.Dockerfile), but measuring their variants from
-            # image layers is not wired yet: bind-mounted host trees would lack the compiled code.
-            raise SandboxError(
-                f"task {self.task.id}: the docker backend runs source tasks (smoke) only so far;"
-                f" {self.task.repo} tasks need task images, not wired yet: use --isobench-backend=local"
-            )
         self.client = engine.client()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        # Task images (built once, reused): the source folder and import root their template declares.
+        self.from_image = images.family(self.task) is not None
+        if self.from_image:
+            images.ensure_task_image(self.client, self.task, self.settings, self.repo)
         self.image = images.runtime_image(self.task, self.settings)
-        self.image_env = self._image_env()
+        self.image_env, image_labels = self._image_config()
+        self.image_src = image_labels.get(images.SRC_LABEL, images.DEFAULT_SRC)
+        self.import_root = image_labels.get(images.PYTHONPATH_LABEL, ".")
         self.agent: Container | None = None
-        self.boxes: dict[str, tuple[Path, Container]] = {}
+        # variant -> (host tree, its measurement container, where that tree is inside the container)
+        self.boxes: dict[str, tuple[Path, Container, Path]] = {}
         self.processes: list[ContainerProcess] = []
         self.lease: gpus.GpuLease | None = None
-        self.workspace.mkdir(parents=True, exist_ok=True)
 
-    def _image_env(self) -> dict[str, str]:
+    def _image_config(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The image's environment and labels (a missing image is a clear error)."""
         import docker.errors
 
         try:
@@ -112,12 +119,15 @@ class DockerSandbox:
                 " (no registry needed), or name another with --isobench-base-image"
             ) from None
         images.record_use(self.settings, self.image)
-        pairs = (item.split("=", 1) for item in found.attrs.get("Config", {}).get("Env") or [])
-        return {k: v for k, *rest in pairs for v in rest}
+        config = found.attrs.get("Config") or {}
+        pairs = (item.split("=", 1) for item in config.get("Env") or [])
+        return {k: v for k, *rest in pairs for v in rest}, dict(config.get("Labels") or {})
 
     # -- containers ---------------------------------------------------------------------------
 
-    def _container(self, role: str, mounts: list[tuple[Path, bool]], **host: Any) -> Container:
+    def _container(
+        self, role: str, mounts: list[tuple[Path, bool]], *, image: str | None = None, **host: Any
+    ) -> Container:
         from docker.types import Mount
 
         name = "-".join(
@@ -133,7 +143,7 @@ class DockerSandbox:
         host["mounts"] = [Mount(str(p), str(p), type="bind", read_only=ro) for p, ro in mounts]
         host.setdefault("security_opt", ["no-new-privileges"])
         box = Container(
-            self.image,
+            image or self.image,
             name=name,
             user=self.user,
             labels=engine.labels(self.run_id, self.task.id, role),
@@ -187,7 +197,21 @@ class DockerSandbox:
                 " (git filters or attributes changed file contents)"
             )
         self.check_no_leak()
+        if self.from_image:
+            self._copy_build_outputs()
         return self.workdir
+
+    def _copy_build_outputs(self) -> None:
+        """Give the working copy the task image's build outputs, so the agent's code runs as built.
+
+        They are the files the image's source folder holds beyond its one commit (compiled extensions,
+        generated modules; not the build folders), copied after the leak check and listed in both
+        histories' exclude files: never part of the agent's patch.
+        """
+        assert self.agent is not None
+        listed = containergit.copy_build_outputs(self.agent, self.image_src, self.workdir, owner=self.user)
+        if listed:
+            containergit.exclude_paths(self.agent, self.workdir, listed)
 
     def check_no_leak(self) -> None:
         """The leak check, run as the agent's user inside the agent container."""
@@ -225,10 +249,39 @@ class DockerSandbox:
             except GitError as exc:
                 raise PatchDoesNotApply(str(exc).split(": ", 1)[-1]) from None
         self._own(dest)
-        self.boxes[variant] = (dest, self._measurement_container(variant, dest))
+        if self.from_image:
+            # The host tree only proves the patch applies; the measured code is the variant's image.
+            image = images.ensure_variant_image(
+                self.client, self.task, self.settings, variant, self._variant_patch(variant, patch)
+            )
+            box = self._measurement_container(variant, None, image=image)
+            self.boxes[variant] = (dest, box, Path(self.image_src))
+        else:
+            self.boxes[variant] = (dest, self._measurement_container(variant, dest), dest)
         return dest
 
-    def _measurement_container(self, variant: str, tree: Path) -> Container:
+    def _variant_patch(self, variant: str, patch: str | None) -> str:
+        if variant == "agent":
+            return patch or ""
+        if variant == "baseline":
+            return ""
+        from .gitutil import git_bytes
+
+        diff = git_bytes(
+            "--git-dir",
+            str(self.repo),
+            "diff",
+            "--binary",
+            "--full-index",
+            "--no-renames",
+            self.task.base_commit,
+            self.task.human_commit,
+        )
+        return diff.decode("utf-8", "surrogateescape")
+
+    def _measurement_container(
+        self, variant: str, tree: Path | None, *, image: str | None = None
+    ) -> Container:
         from docker.types import DeviceRequest
 
         needed = self.task.benchmark.gpus or 0
@@ -241,11 +294,11 @@ class DockerSandbox:
                 ids = gpus.usable_ids(count_gpus)
                 self.lease = gpus.lease(ids, needed, holder=f"{self.run_id}/{self.task.id}")
             host["device_requests"] = [DeviceRequest(device_ids=list(self.lease.ids), capabilities=[["gpu"]])]
-        mounts = [(tree, False)]
+        mounts = [(tree, False)] if tree is not None else []
         if self.settings.model_cache is not None:
             self.settings.model_cache.mkdir(parents=True, exist_ok=True)
             mounts.append((self.settings.model_cache, False))
-        return self._container(f"measure-{variant}", mounts, **host)
+        return self._container(f"measure-{variant}", mounts, image=image, **host)
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -256,15 +309,28 @@ class DockerSandbox:
         env.update({name: os.environ[name] for name in FORWARDED_ENV if name in os.environ})
         if self.settings.model_cache is not None:
             env["HF_HOME"] = str(self.settings.model_cache)
+        if tree is None and self.from_image:
+            tree = self.workdir  # the agent's code, with the image's build outputs, is what imports
         if tree is not None:
-            env["PYTHONPATH"] = ":".join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
+            inside = self._inside(tree) / self.import_root if self.from_image else tree
+            env["PYTHONPATH"] = ":".join(
+                p for p in (os.path.normpath(inside), env.get("PYTHONPATH", "")) if p
+            )
         return env
+
+    def _inside(self, host_path: Path) -> Path:
+        """Where a host path of the working copy or a variant tree is inside its container."""
+        where = host_path.resolve()
+        for tree, _, inner in self.boxes.values():
+            if where.is_relative_to(tree.resolve()):
+                return inner / where.relative_to(tree.resolve())
+        return host_path
 
     def _box_for(self, cwd: Path) -> tuple[Container, bool]:
         where = cwd.resolve()
         if self.agent is not None and where.is_relative_to(self.workdir.resolve()):
             return self.agent, True
-        for tree, box in self.boxes.values():
+        for tree, box, _ in self.boxes.values():
             if where.is_relative_to(tree.resolve()):
                 return box, False
         raise SandboxError(f"{cwd} is in none of this sandbox's containers (working copy or variant trees)")
@@ -324,7 +390,7 @@ class DockerSandbox:
                 command,
                 user=self.user,
                 env=env,
-                workdir=str(cwd),
+                workdir=str(self._inside(cwd)),
                 timeout_s=timeout_s,
                 out=out,
                 err=err,
@@ -343,7 +409,7 @@ class DockerSandbox:
             command,
             user=self.user,
             env=env,
-            workdir=str(cwd),
+            workdir=str(self._inside(cwd)),
             log=log_path.open("wb"),
             on_stop=lambda: self._copy_out(box, outputs),
         )
@@ -354,13 +420,22 @@ class DockerSandbox:
     def gpus_available() -> int:
         return len(gpus.usable_ids(count_gpus))
 
+    @staticmethod
+    def end_session(run_id: str) -> None:
+        """Session end: remove the run's containers that a task could not (a crashed worker's too).
+
+        Those of another live process that shares the run id stay (``cleanup`` without force).
+        """
+        with contextlib.suppress(engine.EngineUnavailable):
+            engine.cleanup(run_id)
+
     def close(self) -> None:
         try:
             for process in self.processes:
                 with contextlib.suppress(Exception):
                     process.stop()
             self._retire_agent()
-            for _, box in self.boxes.values():
+            for _, box, _ in self.boxes.values():
                 box.remove()
             self.boxes.clear()
         finally:

@@ -38,21 +38,23 @@ class EngineUnavailable(SandboxError):
     """The Docker engine cannot be reached; the message says how to fix it."""
 
 
-_clients: dict[int, Any] = {}
+_clients: dict[tuple[int, int], Any] = {}
 _lock = threading.Lock()
 
 
 def client() -> Any:
     """A ``docker.DockerClient`` for this process (one per pid), checked with a ping."""
-    pid = os.getpid()
     with _lock:
-        if pid in _clients:
-            return _clients[pid]
         try:
             # By name: the repository's docker/ folder (Dockerfile templates) must not shadow the SDK.
             docker: Any = importlib.import_module("docker")
         except ImportError as exc:  # pragma: no cover - docker is a dependency
             raise EngineUnavailable(f"the docker backend needs the docker SDK ({exc})") from None
+        # Per process, and per import of the SDK: a re-imported SDK (pytester restores sys.modules)
+        # raises its own exception classes, which callers catch by importing it again.
+        key = (os.getpid(), id(docker))
+        if key in _clients:
+            return _clients[key]
         problem = _socket_problem()
         if problem is not None:
             raise EngineUnavailable(
@@ -69,7 +71,7 @@ def client() -> Any:
             raise EngineUnavailable(
                 f"the docker backend cannot reach the Docker engine ({type(exc).__name__}: {exc}); {FIX_HINT}"
             ) from None
-        _clients[pid] = found
+        _clients[key] = found
         return found
 
 

@@ -81,3 +81,13 @@ def rev_parse(ref: str, cwd: Path) -> str:
 def has_object(obj: str, cwd: Path) -> bool:
     """Whether an object exists in the repository at ``cwd``."""
     return git("cat-file", "-e", obj, cwd=cwd, check=False).returncode == 0
+
+
+def git_bytes(*args: str) -> bytes:
+    """Run git for its raw output (archives, binary diffs): no text decoding, no newline translation."""
+    result = subprocess.run(["git", *args], capture_output=True, check=False)
+    if result.returncode != 0:
+        raise GitError(
+            f"`git {' '.join(args)}` failed ({result.returncode}): {result.stderr.decode().strip()}"
+        )
+    return result.stdout

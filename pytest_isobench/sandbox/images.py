@@ -1,11 +1,16 @@
 """Images: which one a task runs in, deterministic names and labels, Dockerfile templates, pruning.
 
 Source tasks (the smoke suite, the tests' toy tasks) run straight from the registry-free base image
-(``docker/build-base-image.sh``). Real tasks get an image per repository family and base commit,
-``isobench/<repo>:<base12>``, rendered from ``docker/<family>.Dockerfile``; human and agent variants are
-layers on top (``docker/variant.Dockerfile``) tagged by the patch's hash, so an image is built once
-and reused while it exists. Every image carries ``isobench.*`` labels; ``prune`` removes them least
-recently used first when the engine's disk runs low.
+(``docker/build-base-image.sh``). Git tasks whose repository has a template (``docker/<repo>.Dockerfile``)
+get an image per base commit, ``isobench/<repo>:<base12>``: the build context carries the base tree
+(``src.tar``, made by the harness from its own clone, so the build clones nothing), and the template
+installs it. Human and agent variants are layers on top (``docker/variant.Dockerfile``) tagged by the
+patch's hash, so an image is built once and reused while it exists. Every image carries ``isobench.*``
+labels; ``prune`` removes them least recently used first when the engine's disk runs low.
+
+A template tells the harness, by labels, where the tree lives (``isobench.src``), which folder of it
+goes on the import path (``isobench.pythonpath``) and how to rebuild compiled code after a patch that
+touches native sources (``isobench.rebuild``).
 """
 
 from __future__ import annotations
@@ -30,22 +35,21 @@ from .base import SandboxError
 DEFAULT_BASE_IMAGE = "isobench/base:bookworm-py3"
 DEFAULT_CUDA_IMAGE = "nvidia/cuda:12.4.1-devel-ubuntu22.04"
 TEMPLATE_DIR_VAR = "ISOBENCH_DOCKER_DIR"
-FAMILIES = ("vllm", "sglang")
 # What the family's benchmark scripts import beyond the package itself.
 BENCH_DEPS = {
     "vllm": "aiohttp datasets pandas pillow numpy tqdm transformers",
     "sglang": "aiohttp datasets pandas pillow numpy tqdm transformers",
 }
+SRC_LABEL = "isobench.src"
+PYTHONPATH_LABEL = "isobench.pythonpath"
+REBUILD_LABEL = "isobench.rebuild"
+DEFAULT_SRC = "/opt/src"
 VLLM_WHEEL = (
     "https://vllm-wheels.s3.us-west-2.amazonaws.com/{commit}/vllm-1.0.0.dev-cp38-abi3-manylinux1_x86_64.whl"
 )
 FLASHINFER_INDEX = "https://flashinfer.ai/whl/cu124/torch2.4/flashinfer/"
 # Files whose change needs the compiled extensions rebuilt (C/C++/CUDA sources and their build files).
 NATIVE = re.compile(r"(\.(c|cc|cpp|cxx|h|hh|hpp|cu|cuh|cmake)|(^|/)CMakeLists\.txt|(^|/)setup\.py)$")
-REBUILD = {
-    "vllm": "cd /opt/src && MAX_JOBS={max_jobs} pip install --no-build-isolation -e .",
-    "sglang": "cd /opt/src/sgl-kernel && MAX_JOBS={max_jobs} pip install --no-build-isolation .",
-}
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
@@ -55,8 +59,10 @@ def template_dir() -> Path:
 
 
 def family(task: Task) -> str | None:
-    """The repository family with a Dockerfile template, or None (source tasks run in the base image)."""
-    return task.repo if task.source is None and task.repo in FAMILIES else None
+    """The repository family with a Dockerfile template, or None (then the task runs in the base image)."""
+    if task.source is not None or not (template_dir() / f"{task.repo}.Dockerfile").is_file():
+        return None
+    return task.repo
 
 
 def task_image_name(task: Task) -> str:
@@ -98,24 +104,31 @@ def _template(name: str) -> str:
 def task_dockerfile(task: Task, settings: Settings, *, max_jobs: int = 8, cuda_arch: str = "9.0") -> str:
     """The Dockerfile of a real task's image at its base commit."""
     name = family(task)
-    if name is None or task.repo_url is None:
+    if name is None:
         raise SandboxError(
-            f"task {task.id}: no Dockerfile template for repo {task.repo!r} (source tasks use the base image)"
+            f"task {task.id}: no Dockerfile template {template_dir() / (task.repo + '.Dockerfile')}"
+            " (source tasks and repositories without one run in the base image)"
         )
     return render(
         _template(f"{name}.Dockerfile"),
         {
             "base_image": settings.base_image or DEFAULT_CUDA_IMAGE,
             "python": "python3",
-            "repo_url": task.repo_url,
             "base_commit": task.base_commit,
             "wheel_url": VLLM_WHEEL.format(commit=task.base_commit),
             "flashinfer_index": FLASHINFER_INDEX,
             "max_jobs": max_jobs,
             "cuda_arch": cuda_arch,
-            "bench_deps": BENCH_DEPS[name],
+            "bench_deps": BENCH_DEPS.get(name, ""),
         },
     )
+
+
+def source_archive(repo: Path, commit: str) -> bytes:
+    """The tree at ``commit`` as a tar (the task image's ``src.tar``), from the harness's own clone."""
+    from .gitutil import git_bytes
+
+    return git_bytes("--git-dir", str(repo), "archive", "--format=tar", commit)
 
 
 def touches_native(patch: str) -> bool:
@@ -130,18 +143,25 @@ def variant_dockerfile(
     patch: str,
     *,
     task_image: str | None = None,
-    src: str = "/opt/src",
-    max_jobs: int = 8,
+    src: str = DEFAULT_SRC,
+    rebuild: str | None = None,
 ) -> str:
-    """The layer that turns a task image into its ``human`` or ``agent`` variant."""
+    """The layer that turns a task image into its ``human`` or ``agent`` variant.
+
+    ``rebuild`` (the task image's ``isobench.rebuild`` label) runs when the patch touches native code.
+    """
     native = touches_native(patch)
-    rebuild = REBUILD.get(task.repo, "true").format(max_jobs=max_jobs) if native else "true"
+    if native and not rebuild:
+        raise SandboxError(
+            f"task {task.id}: the {variant} patch changes native sources, but the task image declares no"
+            f" rebuild command (label {REBUILD_LABEL} in docker/{task.repo}.Dockerfile)"
+        )
     return render(
         _template("variant.Dockerfile"),
         {
             "task_image": task_image or task_image_name(task),
             "src": src,
-            "rebuild": rebuild,
+            "rebuild": rebuild if native else "true",
             "variant": variant,
             "patch_sha256": patch_hash(patch),
             "native": str(native).lower(),
@@ -200,6 +220,95 @@ def ensure_image(
             if "stream" in chunk:
                 log(str(chunk["stream"]).rstrip())
     return True
+
+
+def _build_log(settings: Settings, name: str) -> Path:
+    return settings.cache_dir / "images" / (re.sub(r"[^A-Za-z0-9_.-]+", "-", name) + ".build.log")
+
+
+def _ensure_locked(
+    client: Any,
+    settings: Settings,
+    name: str,
+    dockerfile: str,
+    files: Callable[[], Mapping[str, bytes]],
+    *,
+    labels: Mapping[str, str],
+    network: bool,
+) -> str:
+    """Build ``name`` once across processes (pytest-xdist workers wait on a host file lock)."""
+    from .repos import file_lock
+
+    log_path = _build_log(settings, name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(log_path.with_suffix(".lock")):
+        with contextlib.suppress(Exception):
+            client.images.get(name)
+            return name
+        with log_path.open("w", encoding="utf-8") as log:
+            try:
+                ensure_image(
+                    client,
+                    name,
+                    dockerfile,
+                    files(),
+                    labels={"isobench.owner": "pytest-isobench", **labels},
+                    log=lambda line: print(line, file=log, flush=True),
+                    network=network,
+                )
+            except SandboxError as exc:
+                print(exc, file=log)
+                raise SandboxError(f"{exc}\n(build log: {log_path})") from None
+    return name
+
+
+def ensure_task_image(client: Any, task: Task, settings: Settings, repo: Path) -> str:
+    """The task's image at its base commit, built from its template unless it already exists."""
+    name = task_image_name(task)
+    return _ensure_locked(
+        client,
+        settings,
+        name,
+        task_dockerfile(task, settings),
+        lambda: {"src.tar": source_archive(repo, task.base_commit)},
+        labels={
+            "isobench.kind": "task",
+            "isobench.repo": task.repo,
+            "isobench.base_commit": task.base_commit,
+        },
+        network=True,  # the template installs dependencies (wheels, pip packages)
+    )
+
+
+def ensure_variant_image(client: Any, task: Task, settings: Settings, variant: str, patch: str) -> str:
+    """The task image with a patch applied (and native code rebuilt when the patch touches it)."""
+    base = task_image_name(task)
+    if not patch.strip():
+        return base
+    found = client.images.get(base).labels or {}
+    name = variant_image_name(task, variant, patch)
+    native = touches_native(patch)
+    dockerfile = variant_dockerfile(
+        task,
+        variant,
+        patch,
+        task_image=base,
+        src=found.get(SRC_LABEL, DEFAULT_SRC),
+        rebuild=found.get(REBUILD_LABEL),
+    )
+    return _ensure_locked(
+        client,
+        settings,
+        name,
+        dockerfile,
+        lambda: {"variant.diff": patch.encode("utf-8", "surrogateescape")},
+        labels={
+            "isobench.kind": "variant",
+            "isobench.repo": task.repo,
+            "isobench.base_commit": task.base_commit,
+        },
+        network=native,  # applying a patch needs nothing; a rebuild may fetch build dependencies
+    )
 
 
 # -- least-recently-used pruning ----------------------------------------------------------------

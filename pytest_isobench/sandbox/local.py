@@ -14,10 +14,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .base import LeakError, PatchDoesNotApply, SandboxError, SandboxSpec
-from .gitutil import GitError, git, has_object
+from .base import PatchDoesNotApply, SandboxError, SandboxSpec
+from .gitutil import FIXED_IDENTITY, GitError, git
 from .procs import Process, RunResult, run
-from .repos import forbidden_objects
+from .repos import LEAK_SCRIPT, forbidden_objects, raise_if_leaking
 
 # Paths never part of an agent's patch: the agent's scratch space, a patch file it may write itself,
 # and byte-code its own test runs leave behind.
@@ -198,19 +198,15 @@ class LocalSandbox:
 
 def check_no_leak(workdir: Path, repo: Path, base_commit: str, human_commit: str) -> None:
     """Prove that no git command in ``workdir`` can reach the human change or any later history."""
-    problems = []
-    commits = git("rev-list", "--all", "--reflog", cwd=workdir).stdout.split()
-    if len(commits) != 1:
-        problems.append(f"history has {len(commits)} commits, expected exactly one")
-    refs = git("for-each-ref", "--format=%(refname)", cwd=workdir).stdout.split()
-    if refs != ["refs/heads/main"]:
-        problems.append(f"unexpected refs: {refs}")
-    if git("remote", cwd=workdir).stdout.strip():
-        problems.append("the working copy has remotes")
-    if (workdir / ".git" / "objects" / "info" / "alternates").exists():
-        problems.append("the working copy borrows objects (alternates)")
-    for obj, what in forbidden_objects(repo, base_commit, human_commit).items():
-        if has_object(obj, workdir):
-            problems.append(f"{what} ({obj}) is reachable")
-    if problems:
-        raise LeakError(f"the agent's working copy {workdir} leaks the future: " + "; ".join(problems))
+    forbidden = forbidden_objects(repo, base_commit, human_commit)
+    report = subprocess.run(
+        ["/bin/sh", "-c", LEAK_SCRIPT, "isobench-leak", "-", *forbidden],
+        cwd=workdir,
+        env={**os.environ, **FIXED_IDENTITY},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if report.returncode != 0:
+        raise SandboxError(f"the leak check in {workdir} failed: {report.stderr.strip()}")
+    raise_if_leaking(workdir, report.stdout, forbidden)

@@ -180,3 +180,39 @@ def forbidden_objects(repo: Path, base_commit: str, human_commit: str) -> dict[s
         if fields[3] not in base_blobs:
             found.setdefault(fields[3], f"the human version of {line.split(chr(9), 1)[1]}")
     return found
+
+
+# What the agent's working copy must look like, asked of git where the agent runs (the host for the
+# local backend, its container for docker): arguments are "-" then the forbidden object ids.
+LEAK_SCRIPT = """
+echo "COMMITS $(git rev-list --all --reflog | wc -l)"
+git for-each-ref --format='REF %(refname)'
+git remote | sed 's/^/REMOTE /'
+if [ -e "$(git rev-parse --git-path objects/info/alternates)" ]; then echo ALTERNATES; fi
+shift
+printf '%s\\n' "$@" | git cat-file --batch-check | sed 's/^/OBJ /'
+"""
+
+
+def raise_if_leaking(workdir: Path, report: str, forbidden: dict[str, str]) -> None:
+    """Read ``LEAK_SCRIPT``'s report: one commit, one branch, no remote, no borrowed or forbidden object."""
+    from .base import LeakError
+
+    problems, refs = [], []
+    for line in report.splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "COMMITS" and rest.strip() != "1":
+            problems.append(f"history has {rest.strip()} commits, expected exactly one")
+        elif kind == "REF":
+            refs.append(rest)
+        elif kind == "REMOTE":
+            problems.append(f"the working copy has a remote {rest!r}")
+        elif kind == "ALTERNATES":
+            problems.append("the working copy borrows objects (alternates)")
+        elif kind == "OBJ" and not rest.endswith(" missing"):
+            obj = rest.split()[0]
+            problems.append(f"{forbidden.get(obj, 'a forbidden object')} ({obj}) is reachable")
+    if refs != ["refs/heads/main"]:
+        problems.append(f"unexpected refs: {refs}")
+    if problems:
+        raise LeakError(f"the agent's working copy {workdir} leaks the future: " + "; ".join(problems))
