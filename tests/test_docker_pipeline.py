@@ -58,8 +58,11 @@ def test_the_agent_reads_its_prompt_and_works_as_non_root(tmp_path: Path, toy: P
     out = (job.artifacts / "agent.stdout.txt").read_text()
     assert out.split("\n")[0] != "0"
     assert (job.artifacts / "prompt.txt").read_text()[:20] in out
-    assert outcome.hard in ("beats", "similar"), outcome.hard_detail
     assert outcome.patch["files"] == ["work.py"]
+    # the agent's edit is what got measured: a 60 -> 20 ms step, like the human change (one round on
+    # a busy machine decides beats/similar/worse by chance; carrying the fix or not it does not)
+    detail = outcome.hard_detail
+    assert detail["agent_vs_baseline_pct"] > detail["human_vs_baseline_pct"] / 2 > 20, detail
 
 
 def test_the_time_budget_stops_a_runaway_agent(tmp_path: Path, toy: Path) -> None:
