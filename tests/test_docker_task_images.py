@@ -8,6 +8,7 @@ Its template is a test's own (``$ISOBENCH_DOCKER_DIR``); the variant layer is th
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import shutil
 import textwrap
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pytest_isobench.agents.base import agent_registry, build_agent
-from pytest_isobench.pipeline import Job, run_job
+from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.sandbox import engine, images
 from pytest_isobench.sandbox.docker import DockerSandbox
 from pytest_isobench.sandbox.gitutil import git
@@ -185,3 +186,16 @@ def test_task_images_are_built_once_and_hold_no_later_history(tmp_path: Path, re
         labels=engine.labels("test", task.id, "check"),
     ).decode()
     assert history.split() == ["1", "absent"]  # one commit, and the human commit is not in the image
+
+
+def test_a_failing_task_image_build_errors_the_task_and_keeps_its_log(tmp_path: Path, repo_name: str) -> None:
+    template = images.template_dir() / f"{repo_name}.Dockerfile"
+    broken = "RUN printf 'compiler says: %s\\n' broken; exit 3\n"
+    template.write_text(TEMPLATE.replace("RUN python build_native.py", broken + "RUN python build_native.py"))
+    task_file = write_git_task(tmp_path / "tasks", repo_name, tmp_path / "upstream")
+    job = image_job(tmp_path, task_file, "noop")
+    with pytest.raises(InfrastructureError, match=r"building isobench/toy_\w+:\w+ failed") as failed:
+        run_job(job)
+    log_file = re.search(r"build log: (\S+)\)", str(failed.value))
+    assert log_file is not None and "compiler says: broken" in Path(log_file.group(1)).read_text()
+    assert engine.count_containers(job.run_id) == 0

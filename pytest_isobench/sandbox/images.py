@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -51,6 +52,7 @@ FLASHINFER_INDEX = "https://flashinfer.ai/whl/cu124/torch2.4/flashinfer/"
 # Files whose change needs the compiled extensions rebuilt (C/C++/CUDA sources and their build files).
 NATIVE = re.compile(r"(\.(c|cc|cpp|cxx|h|hh|hpp|cu|cuh|cmake)|(^|/)CMakeLists\.txt|(^|/)setup\.py)$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+log = logging.getLogger("pytest_isobench")
 
 
 def template_dir() -> Path:
@@ -197,29 +199,35 @@ def ensure_image(
     with contextlib.suppress(docker.errors.ImageNotFound):
         client.images.get(name)
         return False
-    try:
-        _, output = client.images.build(
-            fileobj=build_context(dockerfile, files),
-            custom_context=True,
-            tag=name,
-            labels=dict(labels or {}),
-            rm=True,
-            forcerm=True,
-            network_mode=None if network else "none",
-        )
-    except docker.errors.BuildError as exc:
-        text = "".join(str(chunk.get("stream", "")) for chunk in exc.build_log)
-        # The layers made before the failing step stay behind untagged: remove them (never a tagged one).
-        for layer in reversed(re.findall(r"^ ---> ([0-9a-f]{12})$", text, flags=re.MULTILINE)):
-            with contextlib.suppress(docker.errors.APIError):
-                if not client.images.get(layer).tags:
-                    client.images.remove(layer)
-        raise SandboxError(f"building {name} failed: {exc.msg}\n{text[-3000:]}") from None
-    if log is not None:
-        for chunk in output:
-            if "stream" in chunk:
-                log(str(chunk["stream"]).rstrip())
-    return True
+    # The low-level call streams: a long build's log grows as it goes, not only at its end.
+    stream = client.api.build(
+        fileobj=build_context(dockerfile, files),
+        custom_context=True,
+        tag=name,
+        labels=dict(labels or {}),
+        rm=True,
+        forcerm=True,
+        network_mode=None if network else "none",
+        decode=True,
+    )
+    lines: list[str] = []
+    error = None
+    for chunk in stream:
+        if "stream" in chunk:
+            lines.append(str(chunk["stream"]))
+            if log is not None:
+                log(lines[-1].rstrip())
+        if "error" in chunk:
+            error = str(chunk["error"]).strip()
+    if error is None:
+        return True
+    text = "".join(lines)
+    # The layers made before the failing step stay behind untagged: remove them (never a tagged one).
+    for layer in reversed(re.findall(r"^ ---> ([0-9a-f]{12})$", text, flags=re.MULTILINE)):
+        with contextlib.suppress(docker.errors.APIError):
+            if not client.images.get(layer).tags:
+                client.images.remove(layer)
+    raise SandboxError(f"building {name} failed: {error}\n{text[-3000:]}")
 
 
 def _build_log(settings: Settings, name: str) -> Path:
@@ -245,7 +253,10 @@ def _ensure_locked(
         with contextlib.suppress(Exception):
             client.images.get(name)
             return name
-        with log_path.open("w", encoding="utf-8") as log:
+        # Task images can take an hour (a CUDA extension build): say so, and where the log grows.
+        log.info("building image %s (log: %s)", name, log_path)
+        started = time.monotonic()
+        with log_path.open("w", encoding="utf-8") as build_log:
             try:
                 ensure_image(
                     client,
@@ -253,12 +264,13 @@ def _ensure_locked(
                     dockerfile,
                     files(),
                     labels={"isobench.owner": "pytest-isobench", **labels},
-                    log=lambda line: print(line, file=log, flush=True),
+                    log=lambda line: print(line, file=build_log, flush=True),
                     network=network,
                 )
             except SandboxError as exc:
-                print(exc, file=log)
+                print(exc, file=build_log)
                 raise SandboxError(f"{exc}\n(build log: {log_path})") from None
+        log.info("built image %s in %.0f s", name, time.monotonic() - started)
     return name
 
 
