@@ -146,3 +146,10 @@ def test_rendering_refuses_missing_values() -> None:
     with pytest.raises(images.SandboxError, match="base_image"):
         images.render("FROM {{base_image}}\nRUN echo $PATH\n", {})
     assert images.render("FROM {{a}}\nRUN echo $PATH\n", {"a": "x"}) == "FROM x\nRUN echo $PATH\n"
+
+
+def test_a_missing_template_for_vllm_or_sglang_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(images.TEMPLATE_DIR_VAR, "/nonexistent/isobench-docker")
+    with pytest.raises(images.SandboxError, match=r"vllm\.Dockerfile is missing; point ISOBENCH_DOCKER_DIR"):
+        images.family(real_task("vllm-015069b0"))
+    assert images.family(real_task("smoke-serving")) is None  # source tasks need no template

@@ -41,6 +41,7 @@ BENCH_DEPS = {
     "vllm": "aiohttp datasets pandas pillow numpy tqdm transformers",
     "sglang": "aiohttp datasets pandas pillow numpy tqdm transformers",
 }
+NEEDS_TEMPLATE = ("vllm", "sglang")  # repositories that only run from their task images
 SRC_LABEL = "isobench.src"
 PYTHONPATH_LABEL = "isobench.pythonpath"
 REBUILD_LABEL = "isobench.rebuild"
@@ -62,9 +63,17 @@ def template_dir() -> Path:
 
 def family(task: Task) -> str | None:
     """The repository family with a Dockerfile template, or None (then the task runs in the base image)."""
-    if task.source is not None or not (template_dir() / f"{task.repo}.Dockerfile").is_file():
+    if task.source is not None:
         return None
-    return task.repo
+    template = template_dir() / f"{task.repo}.Dockerfile"
+    if template.is_file():
+        return task.repo
+    if task.repo in NEEDS_TEMPLATE:  # compiled code: the base image with a mounted tree cannot run it
+        raise SandboxError(
+            f"task {task.id}: the Dockerfile template {template} is missing; point {TEMPLATE_DIR_VAR}"
+            " at the docker/ folder of a pytest-isobench checkout"
+        )
+    return None
 
 
 def task_image_name(task: Task) -> str:
