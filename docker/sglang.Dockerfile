@@ -22,5 +22,5 @@ RUN pip install --upgrade pip setuptools wheel \
 RUN pip install {{bench_deps}}
 LABEL isobench.owner=pytest-isobench isobench.kind=task isobench.repo=sglang \
       isobench.base_commit={{base_commit}} isobench.base_image="{{base_image}}" \
-      isobench.src=/opt/src isobench.pythonpath=python \
+      isobench.src=/opt/src \
       isobench.rebuild="cd /opt/src/sgl-kernel && MAX_JOBS={{max_jobs}} pip install --no-build-isolation ."

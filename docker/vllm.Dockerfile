@@ -32,5 +32,5 @@ RUN pip install --upgrade pip setuptools wheel \
 RUN pip install {{bench_deps}}
 LABEL isobench.owner=pytest-isobench isobench.kind=task isobench.repo=vllm \
       isobench.base_commit={{base_commit}} isobench.base_image="{{base_image}}" \
-      isobench.src=/opt/src isobench.pythonpath=. \
+      isobench.src=/opt/src \
       isobench.rebuild="cd /opt/src && MAX_JOBS={{max_jobs}} TORCH_CUDA_ARCH_LIST={{cuda_arch}} pip install --no-build-isolation -e ."

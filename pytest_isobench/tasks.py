@@ -153,6 +153,7 @@ class Task(Strict):
     repo: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     repo_url: str | None = None
     source: Source | None = None
+    import_root: str = "."
     pr_url: str | None = None
     title: str
     base_commit: Annotated[str, Field(pattern=HEX40)]
@@ -175,6 +176,14 @@ class Task(Strict):
             if tag in RESERVED_MARKERS:
                 raise ValueError(f"tag {tag!r} is reserved by pytest; choose another name")
         return tags
+
+    @field_validator("import_root")
+    @classmethod
+    def _import_root_inside_the_tree(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith("/") or ".." in parts or not value.strip():
+            raise ValueError(f"import_root {value!r} must be a folder inside the tree, e.g. '.' or 'python'")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Task:

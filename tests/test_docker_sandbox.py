@@ -22,7 +22,7 @@ from pytest_isobench.sandbox.gitutil import git
 from pytest_isobench.sandbox.procs import RunResult
 from pytest_isobench.sandbox.repos import materialise
 from support import load, write_source_task
-from test_local_sandbox import BASE, HUMAN
+from test_local_sandbox import BASE, HUMAN, nested_package_task
 from test_local_sandbox import settings as local_settings
 
 REQUIRE_VAR = "ISOBENCH_REQUIRE_DOCKER"
@@ -243,3 +243,20 @@ def test_close_removes_containers_and_workspace(sandbox: DockerSandbox) -> None:
     sandbox.close()
     assert engine.count_containers(sandbox.run_id) == 0
     assert not sandbox.workspace.exists()
+
+
+def test_variants_import_their_own_code_from_the_tasks_import_root(tmp_path: Path) -> None:
+    task_file = nested_package_task(tmp_path)
+    task = load(task_file)
+    repo = materialise(task, task_file, tmp_path / "cache" / "repos")
+    settings = docker_settings(tmp_path)
+    workspace = settings.work_dir / ("test-" + secrets.token_hex(4)) / task.id / "noop"
+    box = DockerSandbox(SandboxSpec(task, task_file, repo, workspace, settings))
+    try:
+        for variant, expected in (("baseline", "base"), ("human", "human")):
+            tree = box.variant_tree(variant)
+            # started from the folder above the tree: only PYTHONPATH can find the package
+            result = sh(box, f"cd .. && python {tree / 'bench.py'}", tree, tmp_path)
+            assert result.stdout().strip() == expected, result.stderr_tail()
+    finally:
+        box.close()

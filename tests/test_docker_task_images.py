@@ -49,7 +49,7 @@ RUN git -C /opt/src init -q -b main && git -C /opt/src add --all --force \\
     && git -C /opt/src -c user.name=t -c user.email=t@t commit -q -m "Initial state"
 WORKDIR /opt/src
 RUN python build_native.py && mkdir -p build/obj && echo object > build/obj/kernel.o
-LABEL isobench.src=/opt/src isobench.pythonpath=. isobench.rebuild="cd /opt/src && python build_native.py"
+LABEL isobench.src=/opt/src isobench.rebuild="cd /opt/src && python build_native.py"
 """
 
 

@@ -147,3 +147,35 @@ def test_close_removes_the_workspace_unless_kept(sandbox: LocalSandbox, tmp_path
     sandbox.agent_workdir()
     sandbox.close()
     assert not sandbox.workspace.exists()
+
+
+def nested_package_task(tmp_path: Path) -> Path:
+    """A task whose package lives in python/ (as SGLang's does), with ``import_root = "python"``."""
+    base = {"python/pkg/__init__.py": "WHERE = 'base'\n", "bench.py": "import pkg\nprint(pkg.WHERE)\n"}
+    human = {**base, "python/pkg/__init__.py": "WHERE = 'human'\n"}
+    task_file = write_source_task(tmp_path / "tasks", "toy-nested", base=base, human=human)
+    text = task_file.read_text().replace('repo = "toy"\n', 'repo = "toy"\nimport_root = "python"\n', 1)
+    task_file.write_text(text)
+    return task_file
+
+
+def test_variants_import_their_own_code_from_the_tasks_import_root(tmp_path: Path) -> None:
+    task_file = nested_package_task(tmp_path)
+    task = load(task_file)
+    assert task.import_root == "python"
+    repo = materialise(task, task_file, tmp_path / "cache" / "repos")
+    box = LocalSandbox(SandboxSpec(task, task_file, repo, tmp_path / "ws", settings(tmp_path)))
+    for variant in ("baseline", "human"):
+        tree = box.variant_tree(variant)
+        env = box.environment(tree)
+        assert env["PYTHONPATH"].split(":")[0] == str(tree / "python")
+        # run from elsewhere: only PYTHONPATH can find the package
+        out = subprocess.run(
+            ["python", str(tree / "bench.py")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == {"baseline": "base", "human": "human"}[variant]

@@ -146,3 +146,10 @@ def test_catalog_order_is_deterministic_and_skips_deep_files(tmp_path: Path) -> 
 )
 def test_metric_direction(metric: str, lower: bool) -> None:
     assert metric_lower_is_better(metric) is lower
+
+
+@pytest.mark.parametrize("bad", ["/opt/src/python", "../python", "python/../..", " "])
+def test_import_root_must_stay_inside_the_tree(tmp_path: Path, bad: str) -> None:
+    url = 'repo_url = "https://github.com/vllm-project/vllm"\n'
+    message = broken(tmp_path, GOOD.replace(url, f'{url}import_root = "{bad}"\n'))
+    assert "import_root" in message and "must be a folder inside the tree" in message

@@ -100,7 +100,6 @@ class DockerSandbox:
         self.image = images.runtime_image(self.task, self.settings)
         self.image_env, image_labels = self._image_config()
         self.image_src = image_labels.get(images.SRC_LABEL, images.DEFAULT_SRC)
-        self.import_root = image_labels.get(images.PYTHONPATH_LABEL, ".")
         self.agent: Container | None = None
         # variant -> (host tree, its measurement container, where that tree is inside the container)
         self.boxes: dict[str, tuple[Path, Container, Path]] = {}
@@ -312,10 +311,8 @@ class DockerSandbox:
         if tree is None and self.from_image:
             tree = self.workdir  # the agent's code, with the image's build outputs, is what imports
         if tree is not None:
-            inside = self._inside(tree) / self.import_root if self.from_image else tree
-            env["PYTHONPATH"] = ":".join(
-                p for p in (os.path.normpath(inside), env.get("PYTHONPATH", "")) if p
-            )
+            root = os.path.normpath(self._inside(tree) / self.task.import_root)
+            env["PYTHONPATH"] = ":".join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         return env
 
     def _inside(self, host_path: Path) -> Path:

@@ -8,9 +8,8 @@ installs it. Human and agent variants are layers on top (``docker/variant.Docker
 patch's hash, so an image is built once and reused while it exists. Every image carries ``isobench.*``
 labels; ``prune`` removes them least recently used first when the engine's disk runs low.
 
-A template tells the harness, by labels, where the tree lives (``isobench.src``), which folder of it
-goes on the import path (``isobench.pythonpath``) and how to rebuild compiled code after a patch that
-touches native sources (``isobench.rebuild``).
+A template tells the harness, by labels, where the tree lives (``isobench.src``) and how to rebuild
+compiled code after a patch that touches native sources (``isobench.rebuild``).
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ BENCH_DEPS = {
 }
 NEEDS_TEMPLATE = ("vllm", "sglang")  # repositories that only run from their task images
 SRC_LABEL = "isobench.src"
-PYTHONPATH_LABEL = "isobench.pythonpath"
 REBUILD_LABEL = "isobench.rebuild"
 DEFAULT_SRC = "/opt/src"
 VLLM_WHEEL = (

@@ -158,7 +158,8 @@ class LocalSandbox:
         env.pop("PYTEST_XDIST_WORKER", None)
         env.pop("PYTEST_XDIST_WORKER_COUNT", None)
         if tree is not None:
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(tree), env.get("PYTHONPATH", "")) if p)
+            root = os.path.normpath(tree / self.task.import_root)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         return env
 
     def run(
