@@ -69,7 +69,7 @@ _BUILD_OUTPUTS = (
     'set -e; cd "$1"; git -c safe.directory=* ls-files -z --others'
     " -x '/build/' -x '/.eggs/' -x '*.egg-info/' -x '__pycache__/' -x '*.pyc' > \"$4\";"
     ' tar --null -T "$4" -cf - | tar -C "$2" -xf -;'
-    ' find "$2" -user 0 -exec chown "$3" {} +; tr "\\0" "\\n" < "$4"; rm -f "$4"'
+    ' find "$2" -user 0 -exec chown -h "$3" {} +; tr "\\0" "\\n" < "$4"; rm -f "$4"'
 )
 
 
@@ -111,11 +111,10 @@ def exclude_paths(box: Container, workdir: Path, paths: list[str]) -> None:
     _check(
         box, ["/bin/sh", "-c", append, "x", listing, f"{HARNESS_GIT}/info/exclude"], user=ROOT, workdir="/"
     )
-    agent_user = box.user
     _check(
         box,
         ["/bin/sh", "-c", append, "x", listing, str(workdir / ".git" / "info" / "exclude")],
-        user=agent_user,
+        user=box.user,
         workdir=str(workdir),
     )
 

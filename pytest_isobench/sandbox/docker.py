@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -423,8 +424,14 @@ class DockerSandbox:
 
         Those of another live process that shares the run id stay (``cleanup`` without force).
         """
-        with contextlib.suppress(engine.EngineUnavailable):
+        try:
             engine.cleanup(run_id)
+        except Exception as exc:  # the run's results stand; say how to finish the cleanup by hand
+            print(
+                f"isobench: removing the containers of run {run_id} failed ({exc});"
+                f" run `python -m pytest_isobench cleanup --run-id {run_id}`",
+                file=sys.stderr,
+            )
 
     def close(self) -> None:
         try:

@@ -43,7 +43,7 @@ _lock = threading.Lock()
 
 
 def client() -> Any:
-    """A ``docker.DockerClient`` for this process (one per pid), checked with a ping."""
+    """A ``docker.DockerClient`` for this process (one per pid and SDK import), checked with a ping."""
     with _lock:
         try:
             # By name: the repository's docker/ folder (Dockerfile templates) must not shadow the SDK.

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..tasks import Task
+from .base import LeakError
 from .gitutil import GitError, git, has_object
 
 SCRATCH_NAMES = ("__pycache__", ".pytest_cache", ".mypy_cache")
@@ -196,8 +197,6 @@ printf '%s\\n' "$@" | git cat-file --batch-check | sed 's/^/OBJ /'
 
 def raise_if_leaking(workdir: Path, report: str, forbidden: dict[str, str]) -> None:
     """Read ``LEAK_SCRIPT``'s report: one commit, one branch, no remote, no borrowed or forbidden object."""
-    from .base import LeakError
-
     problems, refs = [], []
     for line in report.splitlines():
         kind, _, rest = line.partition(" ")
