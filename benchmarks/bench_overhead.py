@@ -1,6 +1,6 @@
 """Harness overhead per task on the smoke tasks: wall time beyond the benchmark runs themselves.
 
-    python benchmarks/bench_overhead.py [--agent human] [--rounds 5]
+    python benchmarks/bench_overhead.py [--agent human] [--rounds 5] [--backend local|docker]
 
 Runs the smoke tasks once with fresh measurements (``--isobench-remeasure``) and reads each item's
 duration from the JSON report and each benchmark run's duration from the outcome. Overhead = item
@@ -23,6 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--agent", default="human")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--backend", default="local", help="local, or docker (containers per task)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
@@ -34,6 +35,7 @@ def main() -> None:
             "smoke",
             f"--isobench-agent={args.agent}",
             f"--isobench-rounds={args.rounds}",
+            f"--isobench-backend={args.backend}",
             "--isobench-remeasure",
             f"--isobench-runs-dir={tmp}/runs",
             f"--isobench-cache-dir={tmp}/cache",
@@ -59,7 +61,10 @@ def main() -> None:
             f"  agent {agent:5.2f} s  overhead {overhead:5.2f} s  ratio {overhead / bench:.3f}"
         )
     overhead = total_item - total_bench - total_agent
-    print(f"all smoke tasks: overhead / benchmark-run time = {overhead / total_bench:.3f}")
+    print(
+        f"all smoke tasks ({args.backend}): overhead / benchmark-run time = {overhead / total_bench:.3f}"
+        f" ({overhead / len(data['tests']):.2f} s per task)"
+    )
 
 
 if __name__ == "__main__":
