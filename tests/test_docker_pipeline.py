@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -231,3 +234,37 @@ def test_session_end_removes_the_containers_of_a_crashed_worker(tmp_path: Path) 
     assert "crashed" in done.stdout, done.stdout[-2000:]
     assert mark.read_text() == "1", done.stdout[-2000:]
     assert engine.count_containers(run_id) == 0, done.stdout[-2000:]
+
+
+GATEWAY_PROBE = """
+import socket, struct, sys
+# the default route of the container leads to the host, through the bridge
+route = [line.split() for line in open("/proc/net/route")][1:]
+gateway = next(socket.inet_ntoa(struct.pack("<L", int(r[2], 16))) for r in route if r[1] == "00000000")
+socket.create_connection((gateway, int(sys.argv[1])), timeout=10).sendall(b"hello")
+"""
+
+
+def test_with_a_bridge_network_the_agent_reaches_a_server_on_the_host(tmp_path: Path, toy: Path) -> None:
+    """What API-based agents need: ``--isobench-agent-network=bridge`` reaches the host (and beyond)."""
+    with socket.socket() as server:
+        server.bind(("0.0.0.0", 0))
+        server.listen()
+        server.settimeout(60)
+        port = server.getsockname()[1]
+        accepted: list[bytes] = []
+
+        def answer() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                with conn:
+                    accepted.append(conn.recv(100))
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        probe = f"python -c '{GATEWAY_PROBE}' {port}"
+        job = docker_job(tmp_path, toy, f"command:{probe}", agent_network="bridge")
+        outcome = run_job(job)
+        thread.join(timeout=30)
+    assert outcome.agent_run["returncode"] == 0, (job.artifacts / "agent.stderr.txt").read_text()
+    assert accepted == [b"hello"]
