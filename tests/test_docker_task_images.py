@@ -23,6 +23,7 @@ from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.sandbox import engine, images
 from pytest_isobench.sandbox.docker import DockerSandbox
 from pytest_isobench.sandbox.gitutil import git
+from pytest_isobench.sandbox.repos import materialise
 from pytest_isobench.tasks import LoadedTask
 from support import BENCH_PY, load, make_tree
 from test_docker_sandbox import docker_settings, need_docker
@@ -146,7 +147,7 @@ def test_an_agent_works_on_the_built_code_and_native_changes_are_rebuilt(
     # the human and agent changes touch only kernel.c: measured faster only because it was rebuilt
     assert metrics["human"]["avg_latency"] < 0.6 * metrics["baseline"]["avg_latency"], metrics
     assert metrics["agent"]["avg_latency"] < 0.6 * metrics["baseline"]["avg_latency"], metrics
-    assert outcome.hard in ("beats", "similar"), outcome.hard_detail
+    assert outcome.hard != "failed", outcome.hard_detail  # agent vs human: one round decides by chance
     client = engine.client()
     variants = [t for image in client.images.list(name=f"isobench/{repo_name}") for t in image.tags]
     assert images.task_image_name(task) in variants
@@ -162,8 +163,6 @@ def test_task_images_are_built_once_and_hold_no_later_history(tmp_path: Path, re
     task = load(task_file)
     client = engine.client()
     settings = docker_settings(tmp_path, base_image=images.DEFAULT_BASE_IMAGE)
-    from pytest_isobench.sandbox.repos import materialise
-
     repo = materialise(task, task_file, settings.cache_dir / "repos")
     name = images.ensure_task_image(client, task, settings, repo)
     first = client.images.get(name).id
