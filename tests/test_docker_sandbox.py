@@ -22,7 +22,7 @@ from pytest_isobench.sandbox.gitutil import git
 from pytest_isobench.sandbox.procs import RunResult
 from pytest_isobench.sandbox.repos import materialise
 from support import load, write_source_task
-from test_local_sandbox import BASE, HUMAN, nested_package_task
+from test_local_sandbox import BASE, HUMAN, check_full_patch, nested_package_task
 from test_local_sandbox import settings as local_settings
 
 REQUIRE_VAR = "ISOBENCH_REQUIRE_DOCKER"
@@ -163,13 +163,7 @@ def test_patch_covers_new_changed_deleted_and_binary_files(sandbox: DockerSandbo
     workdir = sandbox.agent_workdir()
     assert sh(sandbox, EDIT, workdir, tmp_path).returncode == 0
     patch = sandbox.extract_patch()
-    assert "diff --git a/pkg/new.py b/pkg/new.py" in patch and "+NEW = True" in patch
-    assert "deleted file mode" in patch and "a/pkg/old.py" in patch
-    assert "GIT binary patch" in patch
-    tree = sandbox.variant_tree("agent", patch)
-    assert (tree / "pkg" / "new.py").read_text() == "NEW = True\n"
-    assert not (tree / "pkg" / "old.py").exists()
-    assert (tree / "logo.bin").read_bytes() == bytes(reversed(range(256)))
+    check_full_patch(sandbox, patch)
 
 
 def test_patch_excludes_scratch_and_the_agents_own_patch_file(sandbox: DockerSandbox, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_isobench.options import Settings
-from pytest_isobench.sandbox.base import LeakError, PatchDoesNotApply, SandboxSpec
+from pytest_isobench.sandbox.base import LeakError, PatchDoesNotApply, Sandbox, SandboxSpec
 from pytest_isobench.sandbox.gitutil import git
 from pytest_isobench.sandbox.local import LocalSandbox, check_no_leak
 from pytest_isobench.sandbox.repos import materialise
@@ -55,6 +55,17 @@ def sandbox(tmp_path: Path) -> LocalSandbox:
     return LocalSandbox(SandboxSpec(task, task_file, repo, tmp_path / "ws", settings(tmp_path)))
 
 
+def check_full_patch(sandbox: Sandbox, patch: str) -> None:
+    """The patch of an edit that adds pkg/new.py, deletes pkg/old.py and reverses logo.bin, applied."""
+    assert "diff --git a/pkg/new.py b/pkg/new.py" in patch and "+NEW = True" in patch
+    assert "deleted file mode" in patch and "a/pkg/old.py" in patch
+    assert "GIT binary patch" in patch
+    tree = sandbox.variant_tree("agent", patch)
+    assert (tree / "pkg" / "new.py").read_text() == "NEW = True\n"
+    assert not (tree / "pkg" / "old.py").exists()
+    assert (tree / "logo.bin").read_bytes() == bytes(reversed(range(256)))
+
+
 def test_workdir_holds_base_tree_with_one_fresh_commit(sandbox: LocalSandbox) -> None:
     workdir = sandbox.agent_workdir()
     assert (workdir / "pkg" / "old.py").read_text() == "GONE = 1\n"
@@ -99,13 +110,7 @@ def test_patch_covers_new_changed_deleted_and_binary_files(sandbox: LocalSandbox
     (workdir / "pkg" / "old.py").unlink()
     (workdir / "logo.bin").write_bytes(bytes(reversed(range(256))))
     patch = sandbox.extract_patch()
-    assert "diff --git a/pkg/new.py b/pkg/new.py" in patch and "+NEW = True" in patch
-    assert "deleted file mode" in patch and "a/pkg/old.py" in patch
-    assert "GIT binary patch" in patch
-    tree = sandbox.variant_tree("agent", patch)
-    assert (tree / "pkg" / "new.py").read_text() == "NEW = True\n"
-    assert not (tree / "pkg" / "old.py").exists()
-    assert (tree / "logo.bin").read_bytes() == bytes(reversed(range(256)))
+    check_full_patch(sandbox, patch)
 
 
 def test_patch_excludes_scratch_and_the_agents_own_patch_file(sandbox: LocalSandbox) -> None:

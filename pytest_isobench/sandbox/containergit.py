@@ -14,7 +14,7 @@ from pathlib import Path
 from .base import SandboxError
 from .containers import ROOT, Container
 from .gitutil import FIXED_IDENTITY, ISOLATED_CONFIG
-from .local import EXCLUDED_FROM_PATCH
+from .local import patch_steps
 from .repos import LEAK_SCRIPT, raise_if_leaking
 
 HARNESS_DIR = "/isobench"  # root-only, in the container's own filesystem (not a mount)
@@ -133,25 +133,9 @@ def extract_patch(box: Container, workdir: Path, base: str) -> str:
     args = [*ROOT_GIT, "--git-dir", HARNESS_GIT, "--work-tree", str(workdir)]
     wd = str(workdir)
     try:
-        _check(box, [*args, "read-tree", base], user=ROOT, workdir=wd, env=env)
-        _check(box, [*args, "add", "--all", "--", ".", *EXCLUDED_FROM_PATCH], user=ROOT, workdir=wd, env=env)
-        return _check(
-            box,
-            [
-                *args,
-                "diff",
-                "--cached",
-                "--binary",
-                "--full-index",
-                "--no-color",
-                "--no-ext-diff",
-                "--no-renames",
-                base,
-                "--",
-            ],
-            user=ROOT,
-            workdir=wd,
-            env=env,
-        )
+        out = ""
+        for step in patch_steps(base):
+            out = _check(box, [*args, *step], user=ROOT, workdir=wd, env=env)
+        return out
     finally:
         box.capture(["rm", "-f", env["GIT_INDEX_FILE"]], user=ROOT)

@@ -106,25 +106,12 @@ class LocalSandbox:
         env = {"GIT_INDEX_FILE": str(index)}
         base_args = ("--git-dir", str(self.harness_git), "--work-tree", str(self.workdir))
         try:
-            git(*base_args, "read-tree", self.workdir_base, cwd=self.workdir, env=env)
-            git(*base_args, "add", "--all", "--", ".", *EXCLUDED_FROM_PATCH, cwd=self.workdir, env=env)
-            diff = git(
-                *base_args,
-                "diff",
-                "--cached",
-                "--binary",
-                "--full-index",
-                "--no-color",
-                "--no-ext-diff",
-                "--no-renames",
-                self.workdir_base,
-                "--",
-                cwd=self.workdir,
-                env=env,
-            )
+            out = ""
+            for step in patch_steps(self.workdir_base):
+                out = git(*base_args, *step, cwd=self.workdir, env=env).stdout
         finally:
             index.unlink(missing_ok=True)
-        return diff.stdout
+        return out
 
     # -- variant trees ------------------------------------------------------------------------
 
@@ -195,6 +182,13 @@ class LocalSandbox:
     def close(self) -> None:
         if not self.spec.settings.keep_work:
             shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def patch_steps(base: str) -> list[list[str]]:
+    """The git commands (run with the harness's git dir, the working tree and a private index) whose
+    last output is the agent's patch: the base tree, then everything but the excluded paths, diffed."""
+    diff = ["diff", "--cached", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-renames"]
+    return [["read-tree", base], ["add", "--all", "--", ".", *EXCLUDED_FROM_PATCH], [*diff, base, "--"]]
 
 
 def check_no_leak(workdir: Path, repo: Path, base_commit: str, human_commit: str) -> None:
