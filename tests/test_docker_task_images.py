@@ -136,11 +136,13 @@ def test_an_agent_works_on_the_built_code_and_native_changes_are_rebuilt(
     task_file = write_git_task(tmp_path / "tasks", repo_name, tmp_path / "upstream")
     task = load(task_file)
     probe = "python -c 'import work; print(\"built\", work.STEP_DELAY)'; git status --porcelain"
+    probe += "; test -e build && echo build folder copied"
     job = image_job(tmp_path, task_file, f"command:{probe}; sed -i s/60/20/ csrc/kernel.c")
     outcome = run_job(job)
     assert outcome.status == "ok", outcome.error
     out = (job.artifacts / "agent.stdout.txt").read_text()
-    # the working copy holds the image's build outputs, which import, and git does not list them
+    # the working copy holds the image's build outputs (not its build folder), which import, and git
+    # does not list them
     assert out.splitlines() == ["built 0.06"], out
     assert outcome.patch["files"] == ["csrc/kernel.c"]  # build outputs never enter the patch
     metrics = outcome.measured["metrics"]

@@ -153,3 +153,46 @@ def test_a_missing_template_for_vllm_or_sglang_is_a_clear_error(monkeypatch: pyt
     with pytest.raises(images.SandboxError, match=r"vllm\.Dockerfile is missing; point ISOBENCH_DOCKER_DIR"):
         images.family(real_task("vllm-015069b0"))
     assert images.family(real_task("smoke-serving")) is None  # source tasks need no template
+
+
+def test_a_failed_session_end_cleanup_says_how_to_finish_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_isobench.sandbox import engine
+    from pytest_isobench.sandbox.docker import DockerSandbox
+
+    monkeypatch.setattr(engine, "_clients", {})  # no client yet: the next one meets the missing engine
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+    DockerSandbox.end_session("run-7")
+    assert "run `python -m pytest_isobench cleanup --run-id run-7`" in capsys.readouterr().err
+
+
+def test_exclude_patterns_match_exactly_one_path() -> None:
+    from pytest_isobench.sandbox.containergit import exclude_pattern
+
+    assert exclude_pattern("vllm/_C.abi3.so") == "/vllm/_C.abi3.so"
+    assert exclude_pattern("odd[1]*?.so") == "/odd\\[1]\\*\\?.so"
+
+
+def test_a_reimported_docker_sdk_gets_its_own_client() -> None:
+    """pytester restores sys.modules: errors then come from a new SDK import, and must be caught as such."""
+    need_docker()
+    from pytest_isobench.sandbox import engine
+
+    first = engine.client()
+    saved = {
+        name: module for name, module in sys.modules.items() if name == "docker" or name.startswith("docker.")
+    }
+    try:
+        for name in saved:
+            del sys.modules[name]
+        import docker.errors
+
+        second = engine.client()
+        assert second is not first and second is engine.client()
+        with pytest.raises(docker.errors.ImageNotFound):
+            second.images.get("isobench/none:missing")
+    finally:
+        for name in [n for n in sys.modules if n == "docker" or n.startswith("docker.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
