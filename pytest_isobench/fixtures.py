@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from .keys import AGENT_KEY, RUN_ID_KEY, SANDBOX_KEY, SETTINGS_KEY, WIRE_KEY
 from .options import Settings
+from .progress import reporter
 from .results import Outcome
 from .tasks import BrokenTaskFile, LoadedTask
-
-log = logging.getLogger("pytest_isobench")
 
 NO_AGENT = (
     "no agent selected: pass --isobench-agent=NAME (human, noop, replay:PATH, command:SHELL, ...)"
@@ -57,7 +54,7 @@ def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) 
     skipped = error = None
     try:
         check_runnable(job)
-        outcome = run_job(job, progress=lambda message: log.info("%s: %s", job.task.id, message))
+        outcome = run_job(job, progress=reporter(config, job.run_dir, job.task.id))
     except TaskSkipped as exc:
         skipped = str(exc)
     except InfrastructureError as exc:

@@ -21,6 +21,8 @@ from .keys import (
     WORKERINPUT_RUN_ID,
 )
 from .options import resolve
+from .progress import install as install_progress
+from .progress import uninstall as uninstall_progress
 from .report import RunCollector
 from .sandbox.base import sandbox_registry
 from .tasks import BrokenTaskFile, load_catalog
@@ -63,12 +65,14 @@ def configure(config: pytest.Config) -> None:
     collector = RunCollector(run_id, settings.runs_dir / run_id, settings.agent, settings.hints)
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, "isobench-collector")
+    install_progress(config, settings.runs_dir / run_id)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "isobench-xdist")
 
 
 def unconfigure(config: pytest.Config) -> None:
     end_sandbox_session(config)
+    uninstall_progress(config)
     collector = config.stash.get(COLLECTOR_KEY, None)
     if collector is not None:
         config.pluginmanager.unregister(collector)
