@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -85,6 +86,83 @@ def _cleanup(args: argparse.Namespace) -> int:
         return 2
 
 
+def select_tasks(
+    tasks: Sequence[LoadedTask], ids: Sequence[str], keyword: str | None, marks: str | None
+) -> list[LoadedTask]:
+    """Tasks by id, ``-k`` (substring of the id or a marker name, as pytest matches) and ``-m``."""
+    from _pytest.mark.expression import Expression
+
+    keyword_expr = Expression.compile(keyword) if keyword else None
+    mark_expr = Expression.compile(marks) if marks else None
+
+    def chosen(entry: LoadedTask) -> bool:
+        names = (entry.id, "isobench", *entry.task.marks)
+        if ids and entry.id not in ids:
+            return False
+        if keyword_expr and not keyword_expr.evaluate(
+            lambda sub, /, **_kw: any(sub.lower() in n.lower() for n in names)
+        ):
+            return False
+        return not mark_expr or mark_expr.evaluate(lambda name, /, **_kw: name in names[1:])
+
+    return [entry for entry in tasks if chosen(entry)]
+
+
+def _env_path(value: str | None, variable: str) -> Path | None:
+    text = value or os.environ.get(variable)
+    return Path(text).expanduser().resolve() if text else None
+
+
+def _prefetch(args: argparse.Namespace) -> int:
+    from .inputs import hub_cache, needed, prefetch
+
+    roots = [Path(p) for p in args.tasks] or [
+        Path(p) for p in os.environ.get("ISOBENCH_TASKS", "tasks").split(os.pathsep) if p
+    ]
+    for root in roots:
+        if not root.exists():
+            print(f"error: task root {root} does not exist (give --tasks PATH)", file=sys.stderr)
+            return 2
+    entries = load_catalog(roots)
+    for bad in entries:
+        if isinstance(bad, BrokenTaskFile):
+            print(f"skipped: {bad.message}", file=sys.stderr)
+    loaded = [e for e in entries if isinstance(e, LoadedTask)]
+    unknown = sorted(set(args.ids) - {e.id for e in loaded})
+    if unknown:
+        print(
+            f"error: no task with id {', '.join(unknown)} under {', '.join(map(str, roots))}", file=sys.stderr
+        )
+        return 2
+    try:
+        chosen = select_tasks(loaded, args.ids, args.keyword, args.markexpr)
+    except Exception as exc:  # pytest's expression parser: a bad -k / -m
+        print(f"error: bad selection expression: {exc}", file=sys.stderr)
+        return 2
+    if not chosen:
+        print("error: no task matches the selection", file=sys.stderr)
+        return 2
+    cache_dir = _env_path(args.cache_dir, "ISOBENCH_CACHE_DIR") or Path(".isobench/cache").resolve()
+    dataset_dir = _env_path(args.dataset_cache, "ISOBENCH_DATASET_CACHE") or cache_dir / "datasets"
+    model_cache = _env_path(args.model_cache, "ISOBENCH_MODEL_CACHE")
+    tasks = [e.task for e in chosen]
+    if args.dry_run:
+        hub = hub_cache(model_cache)
+        missing = 0
+        for task in tasks:
+            for item in needed(task, dataset_dir, hub):
+                missing += not item.present
+                state = "cached" if item.present else "missing"
+                print(f"{task.id}: {item.kind} {item.name}: {state} ({item.path})")
+        print(f"{len(tasks)} task(s), {missing} input(s) missing")
+        return 1 if missing else 0
+    print(f"prefetching the inputs of {len(tasks)} task(s) into {dataset_dir} and {hub_cache(model_cache)}")
+    problems = prefetch(tasks, dataset_dir, model_cache, say=lambda line: print(line, flush=True))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_isobench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +184,32 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     clean.add_argument("--force", action="store_true", help="also what a still-running pytest process owns")
     clean.set_defaults(func=_cleanup)
+    fetch = sub.add_parser(
+        "prefetch",
+        help="while online: fill the dataset and model caches with what the selected tasks declare"
+        " under [inputs]",
+    )
+    fetch.add_argument("ids", nargs="*", help="task ids (default: every task the selection matches)")
+    fetch.add_argument("-k", dest="keyword", metavar="EXPR", help="as pytest -k: task ids and marker names")
+    fetch.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="as pytest -m: marker expression")
+    fetch.add_argument(
+        "--tasks", action="append", default=[], metavar="PATH", help="task root (default: tasks)"
+    )
+    fetch.add_argument(
+        "--cache-dir", help="the harness cache (default: .isobench/cache, env ISOBENCH_CACHE_DIR)"
+    )
+    fetch.add_argument(
+        "--dataset-cache", help="dataset folder (default: <cache-dir>/datasets, env ISOBENCH_DATASET_CACHE)"
+    )
+    fetch.add_argument(
+        "--model-cache",
+        help="model folder, as HF_HOME (default: env ISOBENCH_MODEL_CACHE, else HF_HUB_CACHE, HF_HOME"
+        " or ~/.cache/huggingface)",
+    )
+    fetch.add_argument(
+        "--dry-run", action="store_true", help="list each input as cached or missing; fetch nothing"
+    )
+    fetch.set_defaults(func=_prefetch)
     return parser
 
 

@@ -38,6 +38,10 @@ GPUS_HELP = (
 )
 SHM_SIZE_HELP = "docker: shared memory of the measurement containers (default 16g)"
 MODEL_CACHE_HELP = "docker: host folder of model weights (HF_HOME), mounted into the measurement containers"
+DATASET_CACHE_HELP = (
+    "folder of the benchmark datasets tasks declare under [inputs], the commands' {dataset_dir}"
+    " (default: <cache-dir>/datasets; fill it with `python -m pytest_isobench prefetch`)"
+)
 MEASURE_NETWORK_HELP = (
     "docker: measurement containers' network: host (default; the harness polls the server) or none"
 )
@@ -65,6 +69,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-gpus", "isobench_gpus", "string", GPUS_HELP),
     ("--isobench-shm-size", "isobench_shm_size", "string", SHM_SIZE_HELP),
     ("--isobench-model-cache", "isobench_model_cache", "string", MODEL_CACHE_HELP),
+    ("--isobench-dataset-cache", "isobench_dataset_cache", "string", DATASET_CACHE_HELP),
     ("--isobench-measure-network", "isobench_measure_network", "string", MEASURE_NETWORK_HELP),
 )
 _FLAGS: tuple[tuple[str, str, str], ...] = (
@@ -106,6 +111,12 @@ class Settings:
     model_cache: Path | None = None
     measure_network: str = "host"
     prune: bool = False
+    dataset_cache: Path | None = None  # None: <cache_dir>/datasets
+
+    @property
+    def dataset_dir(self) -> Path:
+        """Where the tasks' declared datasets are kept: the commands' ``{dataset_dir}``."""
+        return self.dataset_cache or self.cache_dir / "datasets"
 
     @property
     def time_budget_s(self) -> float:
@@ -174,6 +185,11 @@ def _path(config: pytest.Config, dest: str, default: Path) -> Path:
     return (base / Path(str(value)).expanduser()).resolve()
 
 
+def _optional_path(config: pytest.Config, dest: str) -> Path | None:
+    value, _ = _raw(config, dest)
+    return None if value is None else _path(config, dest, Path())
+
+
 def _task_roots(config: pytest.Config) -> tuple[tuple[Path, ...], bool]:
     cli: list[str] = config.getoption("isobench_tasks") or []
     if cli:
@@ -232,6 +248,7 @@ def resolve(config: pytest.Config) -> Settings:
         hints=str(hints or "none"),
         judges=_judge_specs(config, judges, judge_where),
         judge_prices=_judge_prices(config),
+        dataset_cache=_optional_path(config, "isobench_dataset_cache"),
         **_docker_settings(config),
     )
     if settings.backend == "docker":

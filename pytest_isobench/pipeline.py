@@ -20,6 +20,7 @@ from typing import Any
 from .agents.base import Agent, AgentRun, SolveContext
 from .agents.prompt import render_prompt
 from .correctness import check_correctness
+from .inputs import check_inputs, with_dataset_dir
 from .measure.cache import MeasurementCache, measurement_key
 from .measure.runner import FAILURE_REASON, BenchRun, first_failure, measure, primary_values
 from .measure.verdict import HardVerdict, hard_verdict
@@ -130,10 +131,11 @@ def _record(job: Job, outcome: Outcome) -> None:
 
 def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     task = job.task
+    check_inputs(task, job.settings.dataset_dir, job.settings.model_cache)  # before any clone or agent
     say("preparing the task repository")
     repo = materialise(task, job.entry.path, job.settings.cache_dir / "repos")
     workspace = job.settings.work_dir / job.run_id / task.id / job.artifacts.name
-    sandbox = job.sandbox_factory(SandboxSpec(task, job.entry.path, repo, workspace, job.settings))
+    sandbox = job.sandbox_factory(SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say))
     try:
         patch, agent_run = _solve(job, sandbox, repo, say)
         _judge(job, repo, patch, outcome, say)
@@ -283,7 +285,7 @@ def measurement_lock(settings: Settings) -> Iterator[None]:
 
 def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Progress) -> HardVerdict:
     task, settings = job.task, job.settings
-    bench = task.benchmark
+    bench = with_dataset_dir(task.benchmark, settings.dataset_dir)
     assert bench.metric is not None
     cache = MeasurementCache(settings.cache_dir)
     keys = {

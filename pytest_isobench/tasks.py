@@ -146,6 +146,43 @@ class Source(Strict):
     patch: str
 
 
+class DatasetFile(Strict):
+    """A file a benchmark reads: ``file`` of the Hugging Face dataset ``repo``, kept as
+    ``{dataset_dir}/<file name>`` in the dataset cache (``python -m pytest_isobench prefetch``)."""
+
+    repo: Annotated[str, Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]
+    file: str
+    revision: Annotated[str, Field(pattern=r"^[\w.-]+$")] = "main"
+
+    @field_validator("file")
+    @classmethod
+    def _relative_file(cls, value: str) -> str:
+        parts = value.split("/")
+        if not value.strip() or value.startswith("/") or ".." in parts or "" in parts:
+            raise ValueError(f"file {value!r} must be a path inside the dataset repository, e.g. 'data.json'")
+        return value
+
+    @property
+    def name(self) -> str:
+        """The file's name in the dataset cache."""
+        return self.file.rsplit("/", 1)[-1]
+
+
+class Inputs(Strict):
+    """What a task needs on disk before it can run offline: dataset files and model repositories."""
+
+    datasets: list[DatasetFile] = Field(default_factory=list)
+    models: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> Inputs:
+        names = [d.name for d in self.datasets]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two datasets share the cache file name {twice[0]!r}")
+        return self
+
+
 class Task(Strict):
     """One ISO-Bench task: a merged performance change, its parent, and how to measure it."""
 
@@ -165,6 +202,7 @@ class Task(Strict):
     status_reason: str = ""
     notes: str = ""
     benchmark: Benchmark
+    inputs: Inputs = Field(default_factory=Inputs)
     correctness: Correctness | None = None
 
     @field_validator("tags")
@@ -200,6 +238,14 @@ class Task(Strict):
                     f"status is 'ready' but benchmark.{missing[0]} is missing "
                     f"(missing: {missing}); fill it in or set status = 'incomplete' with a status_reason"
                 )
+        uses_datasets = any(
+            "{dataset_dir}" in (t or "") for t in (self.benchmark.command, self.benchmark.server)
+        )
+        if uses_datasets and not self.inputs.datasets:
+            raise ValueError(
+                "the benchmark uses {dataset_dir} but [inputs] declares no dataset: add"
+                ' datasets = [{repo = "org/name", file = "data.json"}] under [inputs]'
+            )
         if self.benchmark.server is not None and self.benchmark.command is None:
             raise ValueError("benchmark.server is set but benchmark.command (the client) is not")
         return self

@@ -22,7 +22,7 @@ TASKS_ROOT = REPO_ROOT / "tasks"
 RECORDS_FILE = Path(__file__).resolve().parents[2] / "shared" / "isobench" / "tasks.json"
 
 EXPECTED_COUNTS = {"vllm": 39, "sglang": 15}
-PLACEHOLDERS = {"port", "result_dir"}
+PLACEHOLDERS = {"port", "result_dir", "dataset_dir"}
 KNOWN_METRICS = {
     "mean_ttft_ms",
     "median_ttft_ms",
@@ -161,6 +161,25 @@ def test_ready_tasks_write_results_where_the_harness_looks(catalog: list[LoadedT
             assert "--output-file {result_dir}/" in bench.command, entry.id
         else:
             assert "--output-json {result_dir}/" in bench.command, entry.id
+
+
+def test_sglang_clients_read_a_cached_dataset(catalog: list[LoadedTask]) -> None:
+    """Without --dataset-path, SGLang's clients download ShareGPT from the hub: no run offline."""
+    clients = 0
+    for entry in catalog:
+        task, bench = entry.task, entry.task.benchmark
+        command = bench.command or ""
+        if not re.search(r"sglang\.bench_(serving|offline_throughput)", command):
+            continue
+        clients += 1
+        path = re.search(r"--dataset-path \{dataset_dir\}/(\S+)", command)
+        assert path is not None, f"{entry.id}: the client reads no dataset from {{dataset_dir}}"
+        assert path[1] in {d.name for d in task.inputs.datasets}, (
+            f"{entry.id}: {path[1]} is not under [inputs]"
+        )
+        assert bench.model in task.inputs.models, f"{entry.id}: [inputs] models lacks {bench.model}"
+        assert "--dataset-path" in bench.origin["command"].reason, f"{entry.id}: the curated reason omits it"
+    assert clients == 14
 
 
 def test_env_is_not_prefixed_on_commands(catalog: list[LoadedTask]) -> None:

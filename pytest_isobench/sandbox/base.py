@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +35,7 @@ class SandboxSpec:
     repo: Path  # harness-side git repository with the base and human commits (never shown to agents)
     workspace: Path  # private scratch folder for this (task, agent)
     settings: Settings
+    progress: Callable[[str], None] | None = None  # live progress lines (e.g. a long image build)
 
 
 class Sandbox(Protocol):

@@ -99,6 +99,10 @@ class DockerSandbox:
         if self.from_image:
             images.ensure_task_image(self.client, self.task, self.settings, self.repo)
         self.image = images.runtime_image(self.task, self.settings)
+        if not self.from_image:  # the registry-free base image: built here on first use when missing
+            images.ensure_base_image(
+                self.client, self.settings, self.image, run_id=self.run_id, progress=spec.progress
+            )
         self.image_env, image_labels = self._image_config()
         self.image_src = image_labels.get(images.SRC_LABEL, images.DEFAULT_SRC)
         self.agent: Container | None = None
@@ -115,8 +119,9 @@ class DockerSandbox:
             found = self.client.images.get(self.image)
         except docker.errors.ImageNotFound:
             raise SandboxError(
-                f"image {self.image} is missing: build it with docker/build-base-image.sh"
-                " (no registry needed), or name another with --isobench-base-image"
+                f"image {self.image} is missing: pull or build it (images named"
+                f" {images.BASE_IMAGE_REPOSITORY}:TAG are built on first use by docker/build-base-image.sh),"
+                " or name another with --isobench-base-image"
             ) from None
         images.record_use(self.settings, self.image)
         config = found.attrs.get("Config") or {}
@@ -298,6 +303,8 @@ class DockerSandbox:
         if self.settings.model_cache is not None:
             self.settings.model_cache.mkdir(parents=True, exist_ok=True)
             mounts.append((self.settings.model_cache, False))
+        if self.task.inputs.datasets:  # the commands' {dataset_dir}, read-only
+            mounts.append((self.settings.dataset_dir, True))
         return self._container(f"measure-{variant}", mounts, image=image, **host)
 
     # -- commands -----------------------------------------------------------------------------

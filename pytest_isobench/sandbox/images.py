@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +34,8 @@ from ..tasks import Task
 from .base import SandboxError
 
 DEFAULT_BASE_IMAGE = "isobench/base:bookworm-py3"
+BASE_IMAGE_REPOSITORY = "isobench/base"  # images of this repository are built on first use
+BASE_IMAGE_SCRIPT = "build-base-image.sh"
 DEFAULT_CUDA_IMAGE = "nvidia/cuda:12.4.1-devel-ubuntu22.04"
 TEMPLATE_DIR_VAR = "ISOBENCH_DOCKER_DIR"
 # What the family's benchmark scripts import beyond the package itself.
@@ -279,6 +282,143 @@ def _ensure_locked(
                 raise SandboxError(f"{exc}\n(build log: {log_path})") from None
         log.info("built image %s in %.0f s", name, time.monotonic() - started)
     return name
+
+
+# -- the base image, built on first use -----------------------------------------------------------
+
+
+def base_image_script() -> Path:
+    return template_dir() / BASE_IMAGE_SCRIPT
+
+
+def builds_on_first_use(name: str) -> bool:
+    """Only the project's own base images (``isobench/base:<tag>``) are built here when missing."""
+    return name.rsplit(":", 1)[0] == BASE_IMAGE_REPOSITORY
+
+
+def _passwordless_sudo() -> bool:
+    if shutil.which("sudo") is None:
+        return False
+    try:
+        done = subprocess.run(["sudo", "-n", "true"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def base_image_blocker(script: Path) -> str | None:
+    """Why this machine cannot build the base image (None when it can)."""
+    if not script.is_file():
+        return (
+            f"the build script {script} is missing (point {TEMPLATE_DIR_VAR} at the docker/ folder"
+            " of a checkout)"
+        )
+    if not (shutil.which("debootstrap") or shutil.which("apt-get")):
+        return "the build needs debootstrap, and neither debootstrap nor apt-get (to install it) is on PATH"
+    if os.geteuid() != 0 and not _passwordless_sudo():
+        return "debootstrap needs root, and this user is neither root nor allowed password-less sudo"
+    return None
+
+
+def ensure_base_image(
+    client: Any,
+    settings: Settings,
+    name: str,
+    *,
+    run_id: str,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Build the base image ``name`` with ``docker/build-base-image.sh`` when it is missing.
+
+    Once per host at a time (pytest-xdist workers wait on a file lock; the one that builds prints
+    progress lines, the others find the image). The build log stays under the cache folder. When this
+    machine cannot build it, or the build fails, the reason is recorded for the run: every later task
+    of the same run gets the same error at once instead of trying again.
+    """
+    import docker.errors
+
+    from .repos import file_lock
+
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(name)
+        return
+    if not builds_on_first_use(name):
+        return  # someone else's image: the caller's "missing" error says what to do
+    say = progress or (lambda message: log.info("%s", message))
+    log_path = _build_log(settings, name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    failed = log_path.with_suffix(".failed.json")
+    script = base_image_script()
+    with file_lock(log_path.with_suffix(".lock")):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.get(name)
+            return
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            record = json.loads(failed.read_text(encoding="utf-8"))
+            if record["run_id"] == run_id:
+                raise SandboxError(str(record["message"]))
+        blocker = base_image_blocker(script)
+        if blocker is not None:
+            message = (
+                f"image {name} is missing and cannot be built here: {blocker}. Build it once on this"
+                f" host with `sudo {script} {name}` (no registry needed), or name another with"
+                " --isobench-base-image"
+            )
+            _record_failure(failed, run_id, message)
+            raise SandboxError(message)
+        command = ([] if os.geteuid() == 0 else ["sudo", "-n"]) + ["bash", str(script), name]
+        say(f"building the base image {name} with {script} (about a minute; log: {log_path})")
+        started = time.monotonic()
+        returncode, tail = _run_logged(command, log_path, say)
+        exists = True
+        try:
+            client.images.get(name)
+        except docker.errors.ImageNotFound:
+            exists = False
+        if returncode != 0 or not exists:
+            why = f"exit code {returncode}" if returncode != 0 else "the script did not create it"
+            message = (
+                f"building image {name} with {script} failed ({why}): {tail} (build log: {log_path}). Fix the"
+                f" cause and run `sudo {script} {name}`, or name another image with --isobench-base-image"
+            )
+            _record_failure(failed, run_id, message)
+            raise SandboxError(message)
+        failed.unlink(missing_ok=True)
+        say(f"built the base image {name} in {time.monotonic() - started:.0f} s")
+
+
+def _run_logged(command: list[str], log_path: Path, say: Callable[[str], None]) -> tuple[int, str]:
+    """Run a build script, its output into ``log_path``; its own status lines become progress lines."""
+    lines: list[str] = []
+    with log_path.open("w", encoding="utf-8") as build_log:
+        print("$", " ".join(command), file=build_log, flush=True)
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        except OSError as exc:
+            print(exc, file=build_log)
+            return 127, str(exc)
+        with process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                build_log.write(line)
+                build_log.flush()
+                lines = [*lines[-19:], line.rstrip()]
+                if line.startswith(f"{BASE_IMAGE_SCRIPT.removesuffix('.sh')}:"):
+                    say(line.rstrip())
+            returncode = process.wait()
+        print(f"exit code {returncode}", file=build_log)
+    return returncode, " | ".join(x for x in lines[-3:] if x) or "no output"
+
+
+def _record_failure(path: Path, run_id: str, message: str) -> None:
+    path.write_text(json.dumps({"run_id": run_id, "message": message}), encoding="utf-8")
 
 
 def ensure_task_image(client: Any, task: Task, settings: Settings, repo: Path) -> str:
