@@ -37,7 +37,10 @@ GPUS_HELP = (
     "docker: GPU ids tasks may lease, e.g. 0,1,2,3 (default: every GPU nvidia-smi lists); none: no GPU"
 )
 SHM_SIZE_HELP = "docker: shared memory of the measurement containers (default 16g)"
-MODEL_CACHE_HELP = "docker: host folder of model weights (HF_HOME), mounted into the measurement containers"
+MODEL_CACHE_HELP = (
+    "folder of model weights, HF_HOME of the benchmarks (docker: mounted into the measurement containers;"
+    " default: the usual Hugging Face cache; fill it with `python -m pytest_isobench prefetch`)"
+)
 DATASET_CACHE_HELP = (
     "folder of the benchmark datasets tasks declare under [inputs], the commands' {dataset_dir}"
     " (default: <cache-dir>/datasets; fill it with `python -m pytest_isobench prefetch`)"

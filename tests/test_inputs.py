@@ -17,6 +17,7 @@ import pytest
 from pytest_isobench.inputs import check_inputs, hub_cache, model_cached, with_dataset_dir
 from pytest_isobench.tasks import BrokenTaskFile, load_task_file
 from support import ANCHOR, load, write_source_task
+from test_docker_sandbox import need_docker
 
 COMMIT = "c0ffee" * 6 + "abcd"
 DATASET = b'[{"conversations": [{"from": "human", "value": "hi"}]}]\n'
@@ -154,7 +155,8 @@ def test_unreachable_hub_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_missing_input_errors_before_the_agent_runs(pytester: pytest.Pytester, fake_hub: FakeHub) -> None:
-    command = "cat {dataset_dir}/share.json && python bench.py --output-json {result_dir}/result.json"
+    bench = "python bench.py --output-json {result_dir}/result.json"
+    command = f"cat {{dataset_dir}}/share.json && echo HF_HOME=$HF_HOME && {bench}"
     _reading_task(pytester.path / "tasks", command)
     (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
     models = pytester.path / "models"
@@ -180,7 +182,7 @@ def test_missing_input_errors_before_the_agent_runs(pytester: pytest.Pytester, f
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1, result.outlines
     (run,) = [p for p in (pytester.path / ".isobench" / "runs").iterdir() if p.name != run.name]
     stdout = next((run / "toy-one" / "human" / "bench").rglob("stdout.txt")).read_bytes()
-    assert stdout.startswith(DATASET)
+    assert stdout.startswith(DATASET + f"HF_HOME={models}\n".encode())  # the engines find prefetched models
 
 
 def test_dataset_cache_option_moves_dataset_dir(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -235,3 +237,23 @@ def test_inputs_schema_and_check(tmp_path: Path) -> None:
     check_inputs(task, tmp_path / "d", tmp_path / "m")
     bench = task.benchmark.model_copy(update={"command": "x --dataset-path {dataset_dir}/share.json {port}"})
     assert with_dataset_dir(bench, Path("/data")).command == "x --dataset-path /data/share.json {port}"
+
+
+def test_docker_measurements_read_the_dataset_cache(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    need_docker()
+    command = "cat {dataset_dir}/share.json && python bench.py --output-json {result_dir}/result.json"
+    _reading_task(
+        pytester.path / "tasks", command, '\n[inputs]\ndatasets = [{repo = "org/d", file = "share.json"}]\n'
+    )
+    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    (datasets / "share.json").write_bytes(DATASET)
+    result = pytester.runpytest(
+        "--isobench-agent=human", "--isobench-backend=docker", *FAST, f"--isobench-dataset-cache={datasets}"
+    )
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1, result.outlines
+    (run,) = (pytester.path / ".isobench" / "runs").iterdir()
+    for stdout in (run / "toy-one" / "human" / "bench").rglob("stdout.txt"):
+        assert stdout.read_bytes().startswith(DATASET)

@@ -144,6 +144,8 @@ class LocalSandbox:
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         env.pop("PYTEST_XDIST_WORKER", None)
         env.pop("PYTEST_XDIST_WORKER_COUNT", None)
+        if self.spec.settings.model_cache is not None:  # where `prefetch` put the models
+            env["HF_HOME"] = str(self.spec.settings.model_cache)
         if tree is not None:
             root = os.path.normpath(tree / self.task.import_root)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
