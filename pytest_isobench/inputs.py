@@ -185,9 +185,8 @@ def fetch_model(repo_id: str, hub: Path, *, token: str | None, say: Say, revisio
         return _fetch_model_http(repo_id, hub, token=token, say=say, revision=revision)
     say(f"model {repo_id}: downloading with huggingface_hub to {folder}")
     try:
-        huggingface_hub.snapshot_download(
-            repo_id, revision=revision, cache_dir=str(hub), token=token or None, endpoint=endpoint()
-        )
+        # It reads HF_ENDPOINT itself, as the HTTP path does.
+        huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=str(hub), token=token or None)
     except Exception as exc:  # the library's own errors: HTTP, gated repositories, disk
         raise FetchError(f"model {repo_id}: {type(exc).__name__}: {exc}") from None
     return folder

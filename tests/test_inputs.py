@@ -3,6 +3,7 @@ a clear error before the agent or any benchmark runs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -43,7 +44,14 @@ def fake_hub() -> Iterator[FakeHub]:
     files = {
         "/datasets/org/sharegpt/resolve/main/data/share.json": DATASET,
         "/api/models/org/tiny-model/revision/main": json.dumps(
-            {"sha": COMMIT, "siblings": [{"rfilename": name} for name in MODEL_FILES]}
+            {"id": "org/tiny-model", "sha": COMMIT, "siblings": [{"rfilename": name} for name in MODEL_FILES]}
+        ).encode(),
+        # huggingface_hub lists the files of the commit (recursively) before it downloads them.
+        f"/api/models/org/tiny-model/tree/{COMMIT}": json.dumps(
+            [
+                {"type": "file", "path": name, "size": len(data), "oid": hashlib.sha1(data).hexdigest()}
+                for name, data in MODEL_FILES.items()
+            ]
         ).encode(),
         **{f"/org/tiny-model/resolve/{COMMIT}/{name}": data for name, data in MODEL_FILES.items()},
     }
@@ -51,16 +59,29 @@ def fake_hub() -> Iterator[FakeHub]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            hub.requests.append((self.path, self.headers.get("Authorization", "")))
-            if self.path.startswith("/api/models/org/gated"):
+            data = self._answer()
+            if data:
+                self.wfile.write(data)
+
+        def do_HEAD(self) -> None:  # huggingface_hub asks for the metadata first
+            self._answer()
+
+        def _answer(self) -> bytes | None:
+            path = self.path.split("?", 1)[0]
+            hub.requests.append((path, self.headers.get("Authorization", "")))
+            if path.startswith("/api/models/org/gated"):
                 self.send_response(401)
                 self.end_headers()
-                return
-            data = files.get(self.path)
+                return None
+            data = files.get(path)
             self.send_response(200 if data is not None else 404)
             self.send_header("Content-Length", str(len(data or b"")))
+            if data is not None:
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("X-Repo-Commit", COMMIT)
             self.end_headers()
-            self.wfile.write(data or b"")
+            return data
 
         def log_message(self, *args: object) -> None:
             pass
@@ -90,7 +111,17 @@ def _tasks(root: Path, *ids: str, inputs: str = INPUTS) -> Path:
 
 
 def _prefetch(hub: FakeHub, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HOME": str(tmp_path)}
+    """``prefetch`` over plain HTTP: a stand-in module hides huggingface_hub where it is installed."""
+    block = tmp_path / "no-hf-hub"
+    block.mkdir(exist_ok=True)
+    (block / "huggingface_hub.py").write_text('raise ImportError("hidden by the test")\n')
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": TOKEN,
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(block),
+    }
     return subprocess.run(
         [sys.executable, "-m", "pytest_isobench", "prefetch", *args],
         cwd=tmp_path,
@@ -257,3 +288,22 @@ def test_docker_measurements_read_the_dataset_cache(pytester: pytest.Pytester, t
     (run,) = (pytester.path / ".isobench" / "runs").iterdir()
     for stdout in (run / "toy-one" / "human" / "bench").rglob("stdout.txt"):
         assert stdout.read_bytes().startswith(DATASET)
+
+
+def test_prefetch_uses_huggingface_hub_for_models_when_installed(fake_hub: FakeHub, tmp_path: Path) -> None:
+    pytest.importorskip("huggingface_hub")
+    _tasks(tmp_path / "tasks", "toy-one")
+    env = {"PATH": "/usr/bin:/bin", "HF_ENDPOINT": fake_hub.url, "HF_TOKEN": TOKEN, "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_isobench", "prefetch", "--tasks", "tasks", "--model-cache", "models"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "downloading with huggingface_hub" in result.stdout
+    snapshot = tmp_path / "models/hub/models--org--tiny-model/snapshots" / COMMIT
+    assert (snapshot / "sub" / "tokenizer.json").read_bytes() == MODEL_FILES["sub/tokenizer.json"]
+    assert model_cached(hub_cache(tmp_path / "models"), "org/tiny-model")
