@@ -124,9 +124,27 @@ def _request(url: str, token: str | None) -> urllib.request.Request:
     return urllib.request.Request(url, headers=headers)
 
 
+class _TokenStaysOnHost(urllib.request.HTTPRedirectHandler):
+    """Follow redirects (the hub sends downloads to a CDN), but never take the token to another host."""
+
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if (
+            new is not None
+            and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        ):
+            new.remove_header("Authorization")
+        return new
+
+
+_OPENER = urllib.request.build_opener(_TokenStaysOnHost)
+
+
 def _open(url: str, token: str | None, what: str) -> Any:
     try:
-        return urllib.request.urlopen(_request(url, token), timeout=TIMEOUT_S)
+        return _OPENER.open(_request(url, token), timeout=TIMEOUT_S)
     except urllib.error.HTTPError as exc:
         hint = ""
         if exc.code in (401, 403):

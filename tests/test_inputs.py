@@ -36,6 +36,7 @@ models = ["org/tiny-model"]
 class FakeHub:
     url: str
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, authorization)
+    cdn: str = ""  # another server the hub redirects downloads to
 
 
 @pytest.fixture
@@ -69,6 +70,11 @@ def fake_hub() -> Iterator[FakeHub]:
         def _answer(self) -> bytes | None:
             path = self.path.split("?", 1)[0]
             hub.requests.append((path, self.headers.get("Authorization", "")))
+            if path == "/datasets/org/moved/resolve/main/share.json":  # to a CDN: another host
+                self.send_response(302)
+                self.send_header("Location", f"{hub.cdn}/blob/share.json")
+                self.end_headers()
+                return None
             if path.startswith("/api/models/org/gated"):
                 self.send_response(401)
                 self.end_headers()
@@ -86,13 +92,25 @@ def fake_hub() -> Iterator[FakeHub]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    class Cdn(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hub.requests.append(("cdn:" + self.path, self.headers.get("Authorization", "")))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(DATASET)))
+            self.end_headers()
+            self.wfile.write(DATASET)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Handler), ThreadingHTTPServer(("127.0.0.1", 0), Cdn)]
+    hub.url, hub.cdn = (f"http://127.0.0.1:{server.server_address[1]}" for server in servers)
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     yield hub
-    server.shutdown()
-    server.server_close()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 def _reading_task(root: Path, command: str, inputs: str = INPUTS) -> Path:
@@ -307,3 +325,15 @@ def test_prefetch_uses_huggingface_hub_for_models_when_installed(fake_hub: FakeH
     snapshot = tmp_path / "models/hub/models--org--tiny-model/snapshots" / COMMIT
     assert (snapshot / "sub" / "tokenizer.json").read_bytes() == MODEL_FILES["sub/tokenizer.json"]
     assert model_cached(hub_cache(tmp_path / "models"), "org/tiny-model")
+
+
+def test_token_is_not_sent_to_a_redirect_target(fake_hub: FakeHub, tmp_path: Path) -> None:
+    inputs = '\n[inputs]\ndatasets = [{repo = "org/moved", file = "share.json"}]\n'
+    _tasks(tmp_path / "tasks", "toy-one", inputs=inputs)
+    result = _prefetch(fake_hub, tmp_path, "--tasks", "tasks")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".isobench/cache/datasets/share.json").read_bytes() == DATASET
+    assert fake_hub.requests == [
+        ("/datasets/org/moved/resolve/main/share.json", f"Bearer {TOKEN}"),
+        ("cdn:/blob/share.json", ""),
+    ]
