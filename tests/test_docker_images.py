@@ -121,3 +121,29 @@ def test_prune_removes_least_recently_used_project_images_first(
     scratch_tags.append(f"{stem}:kept")
     assert images.prune(client, settings, min_free_bytes=2**62, repository=stem, keep={f"{stem}:kept"}) == []
     assert images.prune(client, settings, min_free_bytes=0, repository=stem) == []
+
+
+def test_an_image_build_reports_progress_once_and_keeps_its_log(
+    tmp_path: Path, scratch_tags: list[str]
+) -> None:
+    client = engine.client()
+    settings = docker_settings(tmp_path)
+    name = f"isobench/test-progress:{secrets.token_hex(4)}"
+    scratch_tags.append(name)
+    lines: list[str] = []
+    dockerfile = f"FROM {images.DEFAULT_BASE_IMAGE}\nRUN echo layer-built\n"
+    for _ in range(2):  # the second call finds the image: no build, no line
+        images._ensure_locked(
+            client,
+            settings,
+            name,
+            dockerfile,
+            dict,
+            labels={"isobench.kind": "test"},
+            network=False,
+            progress=lines.append,
+        )
+    log = images._build_log(settings, name)
+    assert lines[0] == f"building image {name} (log: {log})"
+    assert lines[1].startswith(f"built image {name} in ") and len(lines) == 2
+    assert "layer-built" in log.read_text()

@@ -82,6 +82,7 @@ class DockerSandbox:
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec, self.task, self.settings = spec, spec.task, spec.settings
+        self.progress = spec.progress
         self.repo, self.workspace = spec.repo, spec.workspace
         self.workdir = self.workspace / WORKDIR_NAME
         self.workdir_base: str | None = None
@@ -97,7 +98,7 @@ class DockerSandbox:
         # Task images (built once, reused): the source folder and import root their template declares.
         self.from_image = images.family(self.task) is not None
         if self.from_image:
-            images.ensure_task_image(self.client, self.task, self.settings, self.repo)
+            images.ensure_task_image(self.client, self.task, self.settings, self.repo, spec.progress)
         self.image = images.runtime_image(self.task, self.settings)
         if not self.from_image:  # the registry-free base image: built here on first use when missing
             images.ensure_base_image(
@@ -257,7 +258,12 @@ class DockerSandbox:
         if self.from_image:
             # The host tree only proves the patch applies; the measured code is the variant's image.
             image = images.ensure_variant_image(
-                self.client, self.task, self.settings, variant, self._variant_patch(variant, patch)
+                self.client,
+                self.task,
+                self.settings,
+                variant,
+                self._variant_patch(variant, patch),
+                self.progress,
             )
             box = self._measurement_container(variant, None, image=image)
             self.boxes[variant] = (dest, box, Path(self.image_src))

@@ -253,6 +253,7 @@ def _ensure_locked(
     *,
     labels: Mapping[str, str],
     network: bool,
+    progress: Callable[[str], None] | None = None,
 ) -> str:
     """Build ``name`` once across processes (pytest-xdist workers wait on a host file lock)."""
     from .repos import file_lock
@@ -264,7 +265,8 @@ def _ensure_locked(
             client.images.get(name)
             return name
         # Task images can take an hour (a CUDA extension build): say so, and where the log grows.
-        log.info("building image %s (log: %s)", name, log_path)
+        say = progress or (lambda message: log.info("%s", message))
+        say(f"building image {name} (log: {log_path})")
         started = time.monotonic()
         with log_path.open("w", encoding="utf-8") as build_log:
             try:
@@ -280,7 +282,7 @@ def _ensure_locked(
             except SandboxError as exc:
                 print(exc, file=build_log)
                 raise SandboxError(f"{exc}\n(build log: {log_path})") from None
-        log.info("built image %s in %.0f s", name, time.monotonic() - started)
+        say(f"built image {name} in {time.monotonic() - started:.0f} s")
     return name
 
 
@@ -421,7 +423,9 @@ def _record_failure(path: Path, run_id: str, message: str) -> None:
     path.write_text(json.dumps({"run_id": run_id, "message": message}), encoding="utf-8")
 
 
-def ensure_task_image(client: Any, task: Task, settings: Settings, repo: Path) -> str:
+def ensure_task_image(
+    client: Any, task: Task, settings: Settings, repo: Path, progress: Callable[[str], None] | None = None
+) -> str:
     """The task's image at its base commit, built from its template unless it already exists."""
     name = task_image_name(task)
     return _ensure_locked(
@@ -436,10 +440,18 @@ def ensure_task_image(client: Any, task: Task, settings: Settings, repo: Path) -
             "isobench.base_commit": task.base_commit,
         },
         network=True,  # the template installs dependencies (wheels, pip packages)
+        progress=progress,
     )
 
 
-def ensure_variant_image(client: Any, task: Task, settings: Settings, variant: str, patch: str) -> str:
+def ensure_variant_image(
+    client: Any,
+    task: Task,
+    settings: Settings,
+    variant: str,
+    patch: str,
+    progress: Callable[[str], None] | None = None,
+) -> str:
     """The task image with a patch applied (and native code rebuilt when the patch touches it)."""
     base = task_image_name(task)
     if not patch.strip():
@@ -467,6 +479,7 @@ def ensure_variant_image(client: Any, task: Task, settings: Settings, variant: s
             "isobench.base_commit": task.base_commit,
         },
         network=native,  # applying a patch needs nothing; a rebuild may fetch build dependencies
+        progress=progress,
     )
 
 
