@@ -6,9 +6,11 @@ image the other docker tests use is never touched; a stand-in build script cover
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -141,3 +143,29 @@ def test_other_images_are_not_built(suite: pytest.Pytester) -> None:
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([f"*image {name} is missing: pull or build it*"])
     assert not any("building the base image" in line for line in result.outlines)
+
+
+def _blocker(script: Path, *, path: str = "/usr/sbin:/usr/bin:/sbin:/bin") -> str:
+    """What ``base_image_blocker`` says in a fresh process with another PATH."""
+    code = "import sys; from pathlib import Path; from pytest_isobench.sandbox import images;"
+    code += " print(images.base_image_blocker(Path(sys.argv[1])))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(script)],
+        env={"PATH": path, "HOME": "/"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_why_a_machine_cannot_build_the_base_image(tmp_path: Path) -> None:
+    script = tmp_path / images.BASE_IMAGE_SCRIPT
+    assert "the build script" in _blocker(script) and str(script) in _blocker(script)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    assert "neither debootstrap nor apt-get" in _blocker(script, path=str(empty))
+    if os.geteuid() == 0:
+        assert _blocker(script) == "None"
