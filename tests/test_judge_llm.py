@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 
 from fake_llm_server import CHAT, MESSAGES, FakeLLM, fake_llm_fixture  # noqa: F401
 from pytest_isobench.judge import JudgeInput, SoftVerdict, run_judges
+from pytest_isobench.judge.anthropic_judge import AnthropicJudge
+from pytest_isobench.judge.llm import Reply
 from pytest_isobench.judge.openai_judge import OpenAIJudge
 from pytest_isobench.judge.prompt import TOOL_NAME, draw_order
 from pytest_isobench.scoring import quadrant
@@ -121,11 +124,26 @@ def test_labels_are_mapped_back_to_human_and_agent(env: FakeLLM, tmp_path: Path,
     assert ("0.02" in first_patch) == (seed_for == "human_first")
 
 
+class WarningAnthropicJudge(AnthropicJudge):
+    """The real judge, with a warning of our own raised in the middle of the SDK call (as an SDK
+    version does for a deprecated model id): which models an SDK warns about changes between versions."""
+
+    def _ask(self, client: Any, messages: list[dict[str, Any]]) -> Reply:
+        warnings.warn(f"The model '{self.model}' is deprecated", DeprecationWarning, stacklevel=2)
+        return super()._ask(client, messages)
+
+
 def test_sdk_warnings_are_recorded_not_raised(env: FakeLLM, tmp_path: Path) -> None:
     env.anthropic_answer(answer())
-    verdict = run("anthropic:claude-2.1", tmp_path)  # a model the SDK warns is deprecated
+    warning_judge = {"anthropic": lambda model: WarningAnthropicJudge(model or "")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as under -W error: a warning that escaped would raise here
+        verdict = run(CLAUDE, tmp_path, extra_judges=warning_judge)
     assert verdict.status == "ok", verdict.error
-    assert any("deprecated" in note for note in verdict.warnings)
+    assert verdict.warnings == ("DeprecationWarning: The model 'claude-sonnet-4-6' is deprecated",)
+    assert len(env.requests(MESSAGES)) == 1, "the call went through the SDK"
+    cached = run(CLAUDE, tmp_path, extra_judges=warning_judge)
+    assert cached.cached is True and cached.warnings == verdict.warnings, "kept with the verdict"
 
 
 def test_openai_good_answer_uses_a_strict_json_schema(env: FakeLLM, tmp_path: Path) -> None:
