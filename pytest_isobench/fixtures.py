@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from .keys import AGENT_KEY, RUN_ID_KEY, SANDBOX_KEY, SETTINGS_KEY, WIRE_KEY
+from .keys import AGENT_KEY, EXTRA_JUDGES_KEY, RUN_ID_KEY, SANDBOX_KEY, SETTINGS_KEY, WIRE_KEY
 from .options import Settings
 from .progress import reporter
 from .results import Outcome
@@ -48,8 +50,15 @@ def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) 
     settings = config.stash[SETTINGS_KEY]
     if agent is None or settings.agent is None:
         pytest.skip(NO_AGENT)
+    extra_judges: dict[str, Any] = config.stash[EXTRA_JUDGES_KEY]
     job = Job(
-        isobench_task, agent, settings.agent, settings, config.stash[RUN_ID_KEY], config.stash[SANDBOX_KEY]
+        isobench_task,
+        agent,
+        settings.agent,
+        settings,
+        config.stash[RUN_ID_KEY],
+        config.stash[SANDBOX_KEY],
+        extra_judges=extra_judges,
     )
     skipped = error = None
     try:

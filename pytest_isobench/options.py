@@ -23,6 +23,8 @@ REMEASURE_HELP = "measure baseline and human again instead of reusing cached res
 MEASURE_LOCK_HELP = "host: one measurement at a time on this host (pytest-xdist workers queue); none: no lock"
 HINTS_HELP = "what the prompt adds to the description: none, or files (target files, as the original runs)"
 JUDGE_HELP = "soft-metric judges, comma-separated: overlap, anthropic:MODEL, openai:MODEL (default: none)"
+JUDGE_TIMEOUT_HELP = "seconds a model judge waits for each HTTP attempt before giving up on it (default 60)"
+JUDGE_RETRIES_HELP = "retries of a model judge's HTTP request after a timeout, 429 or 5xx (default 2)"
 PRICES_HELP = "JSON or TOML file of judge prices {model: [usd per M input tokens, usd per M output tokens]}"
 KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task"
 BASE_IMAGE_HELP = (
@@ -64,6 +66,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-hints", "isobench_hints", "string", HINTS_HELP),
     ("--isobench-judge", "isobench_judge", "string", JUDGE_HELP),
     ("--isobench-judge-prices", "isobench_judge_prices", "string", PRICES_HELP),
+    ("--isobench-judge-timeout", "isobench_judge_timeout", "string", JUDGE_TIMEOUT_HELP),
+    ("--isobench-judge-retries", "isobench_judge_retries", "string", JUDGE_RETRIES_HELP),
     ("--isobench-base-image", "isobench_base_image", "string", BASE_IMAGE_HELP),
     ("--isobench-agent-network", "isobench_agent_network", "string", AGENT_NETWORK_HELP),
     ("--isobench-agent-cpus", "isobench_agent_cpus", "string", AGENT_CPUS_HELP),
@@ -103,6 +107,8 @@ class Settings:
     hints: str = "none"
     judges: tuple[str, ...] = ()
     judge_prices: dict[str, tuple[float, float]] | None = None
+    judge_timeout_s: float = 60.0
+    judge_retries: int = 2
     # docker backend (see pytest_isobench.sandbox.docker)
     base_image: str | None = None
     agent_network: str = "none"
@@ -252,6 +258,8 @@ def resolve(config: pytest.Config) -> Settings:
         judges=_judge_specs(config, judges, judge_where),
         judge_prices=_judge_prices(config),
         dataset_cache=_optional_path(config, "isobench_dataset_cache"),
+        judge_timeout_s=_number(config, "isobench_judge_timeout", 60.0, float, 0.001),
+        judge_retries=_number(config, "isobench_judge_retries", 2, int, 0),
         **_docker_settings(config),
     )
     if settings.backend == "docker":
@@ -318,9 +326,10 @@ def _judge_prices(config: pytest.Config) -> dict[str, tuple[float, float]] | Non
 def _judge_specs(config: pytest.Config, value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()  # no judge: do not even import the judge package (and the LLM SDKs)
-    from .judge import judge_registry, parse_judge_specs
+    from .judge import parse_judge_specs
 
-    known = judge_registry(config.hook.pytest_isobench_judges())
+    # Only the prefixes conftest.py files register: the built-ins keep their forms (anthropic:MODEL).
+    known = {name for found in config.hook.pytest_isobench_judges() for name in found}
     try:
         return tuple(parse_judge_specs(value, known=known))
     except ValueError as exc:

@@ -207,6 +207,8 @@ def _judge(job: Job, repo: Path, patch: str, outcome: Outcome, say: Progress) ->
             seed=seed,
             prices=job.settings.judge_prices,
             extra_judges=job.extra_judges,
+            timeout_s=job.settings.judge_timeout_s,
+            max_retries=job.settings.judge_retries,
         )
     soft = {"specs": list(specs), "votes": report.votes, **report.to_wire()}
     write_json(job.artifacts / "judge.json", soft)

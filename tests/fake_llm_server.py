@@ -9,6 +9,7 @@ which the ``fake_llm`` fixture turns into a test failure.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -179,6 +180,51 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
     return Handler
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never answers (a hung API endpoint)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.connections: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    @property
+    def accepted(self) -> int:
+        return len(self.connections)
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append(conn)  # held open, never read or answered
+
+    def __enter__(self) -> SilentServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        for conn in [*self.connections, self.sock]:
+            conn.close()
+
+
+@pytest.fixture(name="silent_server")
+def silent_server_fixture() -> Iterator[SilentServer]:
+    with SilentServer() as server:
+        yield server
 
 
 @pytest.fixture(name="fake_llm")

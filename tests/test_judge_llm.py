@@ -10,10 +10,17 @@ from typing import Any
 
 import pytest
 
-from fake_llm_server import CHAT, MESSAGES, FakeLLM, fake_llm_fixture  # noqa: F401
+from fake_llm_server import (  # noqa: F401
+    CHAT,
+    MESSAGES,
+    FakeLLM,
+    SilentServer,
+    fake_llm_fixture,
+    silent_server_fixture,
+)
 from pytest_isobench.judge import JudgeInput, SoftVerdict, run_judges
 from pytest_isobench.judge.anthropic_judge import AnthropicJudge
-from pytest_isobench.judge.llm import Reply
+from pytest_isobench.judge.llm import ModelJudge, Reply
 from pytest_isobench.judge.openai_judge import OpenAIJudge
 from pytest_isobench.judge.prompt import TOOL_NAME, draw_order
 from pytest_isobench.scoring import quadrant
@@ -206,13 +213,13 @@ def test_rate_limit_is_retried(env: FakeLLM, tmp_path: Path, spec: str, path: st
 def test_server_errors_until_giving_up_leave_the_task_unscored(
     env: FakeLLM, tmp_path: Path, spec: str, path: str
 ) -> None:
-    for _ in range(4):  # the first try and three retries
+    for _ in range(3):  # the first try and the default two retries
         env.error(path, 500, "boom")
     report = run_judges([spec], task(), cache_dir=tmp_path)
-    assert len(env.requests(path)) == 4
+    assert len(env.requests(path)) == 3
     [verdict] = report.verdicts
     assert verdict.status == "judge_error"
-    assert verdict.error is not None and "HTTP 500 after 3 retries" in verdict.error
+    assert verdict.error is not None and "HTTP 500 after 2 retries" in verdict.error
     assert report.right_target is None and report.bottleneck is None
     assert quadrant("beats", report.bottleneck) == "unscored"
 
@@ -225,6 +232,36 @@ def test_timeouts_are_retried_then_reported(env: FakeLLM, tmp_path: Path) -> Non
     assert verdict.status == "judge_error"
     assert verdict.error is not None and "timed out" in verdict.error
     assert len(env.requests(CHAT)) == 2
+
+
+@pytest.mark.parametrize("spec", [CLAUDE, GPT])
+def test_an_endpoint_that_never_answers_costs_the_timeout_per_attempt(
+    silent_server: SilentServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec: str
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", silent_server.root)
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{silent_server.root}/v1")
+    report = run_judges([spec], task(), cache_dir=tmp_path, timeout_s=0.3, max_retries=1)
+    [verdict] = report.verdicts
+    assert verdict.status == "judge_error"
+    prefix = spec.split(":")[0]
+    assert verdict.error == f"{prefix} API timed out (0.3 s per attempt, 1 retries)"
+    assert silent_server.accepted == 2, "the first attempt and one retry, each on a fresh connection"
+    assert report.right_target is None
+
+
+def test_the_default_judge_limits_reach_the_sdk_clients() -> None:
+    from pytest_isobench.judge import builtin_judges
+
+    factories = builtin_judges()
+    for spec in ("anthropic", "openai"):
+        judge = factories[spec]("some-model")
+        assert isinstance(judge, ModelJudge)
+        assert (judge.timeout_s, judge.max_retries) == (60.0, 2)
+        with judge._client("k", "http://127.0.0.1:9") as client:
+            assert client.max_retries == 2
+            assert float(getattr(client.timeout, "read", client.timeout)) == 60.0
 
 
 def test_a_rejected_temperature_is_dropped(env: FakeLLM, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_llm_server import SilentServer, silent_server_fixture  # noqa: F401
 from support import ANCHOR, WORK_PY, write_source_task
 
 DIST_MODES = {"single": [], "xdist2": ["-n", "2"], "no-xdist": ["-p", "no:xdist"]}
@@ -160,7 +161,61 @@ def test_resume_judges_a_recorded_outcome_when_judges_change(suite: pytest.Pytes
     assert outcome["quadrant"] == "Q1" and outcome["soft"]["specs"] == ["overlap"]
 
 
-def test_bad_judge_spec_is_a_usage_error(suite: pytest.Pytester) -> None:
-    result = suite.runpytest("--isobench-judge=gemini")
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--isobench-judge=gemini", "*--isobench-judge: judge spec 'gemini': unknown judge*"),
+        ("--isobench-judge=anthropic:", "*--isobench-judge: judge spec 'anthropic:': missing model;"
+         " write anthropic:MODEL*"),
+        ("--isobench-judge=overlap,openai", "*--isobench-judge: judge spec 'openai': missing model;"
+         " write openai:MODEL*"),
+        ("--isobench-judge-timeout=soon", "*--isobench-judge-timeout: 'soon' is not a valid float*"),
+        ("--isobench-judge-retries=-1", "*--isobench-judge-retries: '-1' must be at least 0*"),
+    ],
+)  # fmt: skip
+def test_bad_judge_option_is_a_usage_error(suite: pytest.Pytester, option: str, message: str) -> None:
+    result = suite.runpytest("--isobench-agent=human", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--isobench-judge: judge spec 'gemini': unknown judge*"])
+    result.stderr.fnmatch_lines([message])
+    assert not (suite.path / ".isobench" / "runs").exists(), "nothing ran"
+
+
+def test_a_judge_registered_by_a_conftest_judges_the_task(suite: pytest.Pytester) -> None:
+    suite.makeconftest(
+        """
+        from pytest_isobench.judge import BottleneckTarget, SoftVerdict
+
+        class Always:
+            name, cacheable, prompt_version = "always", False, 1
+
+            def judge(self, ctx):
+                target = BottleneckTarget(
+                    category="related_target", human_target="?", agent_target="?", rationale="always"
+                )
+                return SoftVerdict(judge=self.name, bottleneck_target=target)
+
+        def pytest_isobench_judges():
+            return {"always": lambda arg: Always()}
+        """
+    )
+    result = suite.runpytest("--isobench-agent=human", *FAST, "-k", "toy-one", "--isobench-judge=always")
+    result.assert_outcomes(passed=1)
+    outcome = json.loads((run_dir(suite) / "toy-one" / "human" / "outcome.json").read_text())
+    assert outcome["bottleneck"] == "related_target" and outcome["quadrant"] == "Q1", outcome["soft"]
+
+
+def test_judge_timeout_and_retries_options_bound_a_judge_that_never_answers(
+    suite: pytest.Pytester, silent_server: SilentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", silent_server.root)
+    result = suite.runpytest(
+        "--isobench-agent=human", *FAST, "-k", "toy-one", "--isobench-judge=anthropic:claude-sonnet-4-6",
+        "--isobench-judge-timeout=0.3", "--isobench-judge-retries=1",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    outcome = json.loads((run_dir(suite) / "toy-one" / "human" / "outcome.json").read_text())
+    assert outcome["quadrant"] == "unscored"
+    [verdict] = outcome["soft"]["verdicts"]
+    assert verdict["error"] == "anthropic API timed out (0.3 s per attempt, 1 retries)"
+    assert silent_server.accepted == 2

@@ -21,6 +21,10 @@ ApproachCategory = Literal[
 ]
 Order = Literal["human_first", "agent_first"]
 RIGHT_TARGET = frozenset({"same_target", "related_target"})
+# The model judges' HTTP limits (``--isobench-judge-timeout``/``--isobench-judge-retries``): seconds per
+# attempt, and retries after the first attempt.
+DEFAULT_JUDGE_TIMEOUT_S = 60.0
+DEFAULT_JUDGE_RETRIES = 2
 
 
 class _Frozen(BaseModel):
@@ -189,32 +193,38 @@ JudgeFactory = Callable[[str | None], Judge]
 """Builds a judge from the part of its spec after ``prefix:`` (None when there is none)."""
 
 
-def builtin_judges() -> dict[str, JudgeFactory]:
+def builtin_judges(
+    *, timeout_s: float = DEFAULT_JUDGE_TIMEOUT_S, max_retries: int = DEFAULT_JUDGE_RETRIES
+) -> dict[str, JudgeFactory]:
     """The judges that ship with the plugin, keyed by spec prefix.
 
-    The SDK-backed factories import their SDK only when called: an overlap-only run (and plugin
-    start-up) never pays the seconds it takes to import anthropic and openai.
+    ``timeout_s`` (per HTTP attempt) and ``max_retries`` go to the model judges' SDK clients. The
+    SDK-backed factories import their SDK only when called: an overlap-only run (and plugin start-up)
+    never pays the seconds it takes to import anthropic and openai.
     """
     from .overlap import OverlapJudge
 
-    return {"overlap": OverlapJudge.create, "anthropic": _anthropic, "openai": _openai}
+    def anthropic(arg: str | None) -> Judge:
+        from .anthropic_judge import AnthropicJudge
+
+        return AnthropicJudge.create(arg, timeout_s=timeout_s, max_retries=max_retries)
+
+    def openai(arg: str | None) -> Judge:
+        from .openai_judge import OpenAIJudge
+
+        return OpenAIJudge.create(arg, timeout_s=timeout_s, max_retries=max_retries)
+
+    return {"overlap": OverlapJudge.create, "anthropic": anthropic, "openai": openai}
 
 
-def _anthropic(arg: str | None) -> Judge:
-    from .anthropic_judge import AnthropicJudge
-
-    return AnthropicJudge.create(arg)
-
-
-def _openai(arg: str | None) -> Judge:
-    from .openai_judge import OpenAIJudge
-
-    return OpenAIJudge.create(arg)
-
-
-def judge_registry(extra: Iterable[Mapping[str, JudgeFactory]] = ()) -> dict[str, JudgeFactory]:
+def judge_registry(
+    extra: Iterable[Mapping[str, JudgeFactory]] = (),
+    *,
+    timeout_s: float = DEFAULT_JUDGE_TIMEOUT_S,
+    max_retries: int = DEFAULT_JUDGE_RETRIES,
+) -> dict[str, JudgeFactory]:
     """Built-ins plus those a ``pytest_isobench_judges`` hook returns (later ones win)."""
-    registry = builtin_judges()
+    registry = builtin_judges(timeout_s=timeout_s, max_retries=max_retries)
     for mapping in extra:
         registry.update(mapping)
     return registry

@@ -15,6 +15,8 @@ from itertools import combinations
 from pathlib import Path
 
 from .base import (
+    DEFAULT_JUDGE_RETRIES,
+    DEFAULT_JUDGE_TIMEOUT_S,
     ApproachComparison,
     BottleneckTarget,
     JudgeContext,
@@ -42,9 +44,15 @@ def run_judges(
     prices: Mapping[str, tuple[float, float]] | None = None,
     max_patch_chars: int = 60_000,
     extra_judges: Mapping[str, JudgeFactory] | None = None,
+    timeout_s: float = DEFAULT_JUDGE_TIMEOUT_S,
+    max_retries: int = DEFAULT_JUDGE_RETRIES,
 ) -> JudgeReport:
-    """Every judge's verdict on one task (from the cache where possible) and the combined decision."""
-    registry = judge_registry([extra_judges or {}])
+    """Every judge's verdict on one task (from the cache where possible) and the combined decision.
+
+    ``timeout_s`` (seconds per HTTP attempt) and ``max_retries`` bound each built-in model judge: a
+    judge endpoint that never answers costs at most ``timeout_s * (max_retries + 1)`` plus backoff.
+    """
+    registry = judge_registry([extra_judges or {}], timeout_s=timeout_s, max_retries=max_retries)
     table = price_table(prices)
     cache = VerdictCache(cache_dir)
     verdicts: list[SoftVerdict] = []

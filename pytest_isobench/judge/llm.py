@@ -17,12 +17,12 @@ from typing import Any, ClassVar, Self
 
 from pydantic import ValidationError
 
-from .base import JudgeContext, SoftVerdict, Usage
+from .base import DEFAULT_JUDGE_RETRIES, DEFAULT_JUDGE_TIMEOUT_S, JudgeContext, SoftVerdict, Usage
 from .prompt import PROMPT_VERSION, REPAIR_TEMPLATE, JudgeAnswer, answer_to_verdict, build_prompt
 from .secrets import redact
 
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MAX_RETRIES = DEFAULT_JUDGE_RETRIES
+DEFAULT_TIMEOUT_S = DEFAULT_JUDGE_TIMEOUT_S
 DEFAULT_MAX_TOKENS = 2048
 _MAX_REASON = 600
 _RETRIED_STATUS = frozenset({408, 409, 429})
@@ -68,9 +68,11 @@ class ModelJudge(ABC):
         self.max_tokens = max_tokens
 
     @classmethod
-    def create(cls, arg: str | None) -> Self:
-        """Registry factory: ``arg`` is the model name."""
-        return cls(arg or "")
+    def create(
+        cls, arg: str | None, *, timeout_s: float = DEFAULT_TIMEOUT_S, max_retries: int = DEFAULT_MAX_RETRIES
+    ) -> Self:
+        """Registry factory: ``arg`` is the model name; the limits go to the SDK client."""
+        return cls(arg or "", timeout_s=timeout_s, max_retries=max_retries)
 
     @abstractmethod
     def _client(self, api_key: str, base_url: str | None) -> AbstractContextManager[Any]:
