@@ -10,7 +10,16 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .tasks import BrokenTaskFile, LoadedTask, curation_gaps, load_catalog
+from .tasks import (
+    BrokenTaskFile,
+    CatalogEntry,
+    LoadedTask,
+    curation_gaps,
+    empty_roots,
+    load_catalog,
+    no_tasks_message,
+    source_problems,
+)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -19,7 +28,12 @@ def _validate(args: argparse.Namespace) -> int:
         if not root.exists():
             print(f"error: {root} does not exist", file=sys.stderr)
             return 2
-    entries = load_catalog(roots)
+    empty = empty_roots(roots)
+    for root in empty:
+        print(f"error: {no_tasks_message(root)}", file=sys.stderr)
+    if empty:
+        return 2
+    entries = [_check_source(entry) for entry in load_catalog(roots)]
     broken = [e for e in entries if isinstance(e, BrokenTaskFile)]
     gaps = {e.path: curation_gaps(e.task) for e in entries if isinstance(e, LoadedTask)}
     for bad in broken:
@@ -33,6 +47,13 @@ def _validate(args: argparse.Namespace) -> int:
         f" {unfinished} not fully curated"
     )
     return 1 if broken or (args.strict and unfinished) else 0
+
+
+def _check_source(entry: CatalogEntry) -> CatalogEntry:
+    """A source task whose tree or patch is missing is broken (collection finds out only when it runs)."""
+    if isinstance(entry, LoadedTask) and (problems := source_problems(entry)):
+        return BrokenTaskFile(entry.path, "\n".join(problems), entry.id)
+    return entry
 
 
 def _hashes(args: argparse.Namespace) -> int:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import pytest
 
-from .tasks import BrokenTaskFile, CatalogEntry
+from .tasks import BrokenTaskFile, CatalogEntry, no_tasks_message
 
 BASE_MARKERS = {
     "isobench": "isobench(task, repo, mode): an ISO-Bench task item",
@@ -38,6 +39,19 @@ def marker_lines(entries: Iterable[CatalogEntry]) -> list[str]:
             for name in entry.task.marks:
                 lines.setdefault(name, f"{name}: tasks tagged {name!r} in their task file")
     return [lines[name] for name in sorted(lines)]
+
+
+def task_params(entries: list[CatalogEntry], roots: Sequence[Path]) -> list[object]:
+    """The parameters of a test asking for ``isobench_task``; no task at all is a collection error
+    naming where the plugin looked (pytest would otherwise skip with "got empty parameter set")."""
+    if not entries:
+        where = "; ".join(no_tasks_message(root) for root in roots)
+        pytest.fail(
+            f"isobench: {where}; point --isobench-tasks=PATH (or the ini option isobench_tasks) at a task"
+            " file or a folder of them",
+            pytrace=False,
+        )
+    return [to_param(entry) for entry in entries]
 
 
 def to_param(entry: CatalogEntry) -> object:

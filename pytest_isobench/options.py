@@ -228,6 +228,11 @@ def resolve(config: pytest.Config) -> Settings:
     for root in roots:
         if explicit and not root.exists():
             raise pytest.UsageError(f"--isobench-tasks: {root} does not exist (give a task file or a folder)")
+    if explicit:
+        from .tasks import empty_roots, no_tasks_message
+
+        for root in empty_roots(roots):
+            raise pytest.UsageError(f"--isobench-tasks: {no_tasks_message(root)}")
     agent, _ = _raw(config, "isobench_agent")
     backend, _ = _raw(config, "isobench_backend")
     run_id, _ = _raw(config, "isobench_run_id")

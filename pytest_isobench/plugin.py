@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from . import hookspecs, session
-from .collect import to_param
-from .keys import CATALOG_KEY
+from .collect import task_params
+from .keys import CATALOG_KEY, SETTINGS_KEY
 from .options import add_options
 
 pytest_plugins = ["pytest_isobench.fixtures"]
@@ -40,5 +40,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One item per task file for every test that asks for ``isobench_task`` (workers or single process)."""
     if "isobench_task" in metafunc.fixturenames:
-        params = [to_param(entry) for entry in metafunc.config.stash[CATALOG_KEY]]
+        config = metafunc.config
+        params = task_params(config.stash[CATALOG_KEY], config.stash[SETTINGS_KEY].task_roots)
         metafunc.parametrize("isobench_task", params, indirect=True)

@@ -25,7 +25,7 @@ from .progress import install as install_progress
 from .progress import uninstall as uninstall_progress
 from .report import RunCollector
 from .sandbox.base import sandbox_registry
-from .tasks import BrokenTaskFile, load_catalog
+from .tasks import BrokenTaskFile, LoadedTask, load_catalog
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -60,6 +60,7 @@ def configure(config: pytest.Config) -> None:
         workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
         config.stash[RUN_ID_KEY] = workerinput.get(WORKERINPUT_RUN_ID) or settings.run_id or new_run_id()
         return
+    warn_unmatched_predictions(config)
     run_id = settings.run_id or new_run_id()
     config.stash[RUN_ID_KEY] = run_id
     collector = RunCollector(run_id, settings.runs_dir / run_id, settings.agent, settings.hints)
@@ -68,6 +69,21 @@ def configure(config: pytest.Config) -> None:
     install_progress(config, settings.runs_dir / run_id)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(), "isobench-xdist")
+
+
+class IsobenchWarning(UserWarning):
+    """Something about the run's input a person should look at before trusting the results."""
+
+
+def warn_unmatched_predictions(config: pytest.Config) -> None:
+    """Controller, at start: a replay agent whose predictions name no selected task (by task id)."""
+    check = getattr(config.stash[AGENT_KEY], "unmatched_predictions", None)
+    if check is None:
+        return
+    task_ids = [entry.id for entry in config.stash[CATALOG_KEY] if isinstance(entry, LoadedTask)]
+    message = check(task_ids)
+    if message:
+        config.issue_config_time_warning(IsobenchWarning(message), stacklevel=2)
 
 
 def unconfigure(config: pytest.Config) -> None:

@@ -338,6 +338,34 @@ def task_files(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
+def no_tasks_message(root: Path) -> str:
+    """Why a task root yields nothing, and where task files are looked for."""
+    return (
+        f"{root}: no task files here (task files are *.toml directly in the folder or in its"
+        " immediate subfolders); check the path"
+    )
+
+
+def empty_roots(roots: Sequence[Path]) -> list[Path]:
+    """The roots that hold no task file (an empty or mistyped folder)."""
+    return [root for root in roots if not task_files(root)] if roots else []
+
+
+def source_problems(entry: LoadedTask) -> list[str]:
+    """``file: source.field: problem`` for a source task whose tree or patch is not where it says."""
+    source = entry.task.source
+    if source is None:
+        return []
+    problems = []
+    tree = (entry.path.parent / source.tree).resolve()
+    patch = (entry.path.parent / source.patch).resolve()
+    if not tree.is_dir():
+        problems.append(f"{entry.path}: source.tree: {tree} is not a directory")
+    if not patch.is_file():
+        problems.append(f"{entry.path}: source.patch: {patch} is not a file")
+    return problems
+
+
 def load_catalog(roots: Sequence[Path]) -> list[CatalogEntry]:
     """Every task under the roots, in a deterministic order, duplicates turned into errors."""
     entries = [load_task_file(path) for root in roots for path in task_files(root)]

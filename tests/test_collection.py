@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,47 @@ def test_missing_tasks_path_is_a_usage_error(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--isobench-tasks=nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--isobench-tasks:*nowhere does not exist*"])
+
+
+def test_tasks_option_naming_a_folder_without_task_files_is_a_usage_error(suite: pytest.Pytester) -> None:
+    empty = suite.path / "tasks" / "vlm"  # a typo: exists, holds no task file
+    empty.mkdir()
+    result = suite.runpytest(f"--isobench-tasks={empty}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--isobench-tasks: {empty}: no task files here*"])
+
+
+def test_an_empty_default_task_folder_is_an_error_naming_it(suite: pytest.Pytester, dist: list[str]) -> None:
+    for toml in (suite.path / "tasks").rglob("*.toml"):
+        toml.unlink()
+    result = suite.runpytest(*dist)
+    assert result.ret not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    result.stdout.fnmatch_lines(
+        [f"*isobench: {suite.path / 'tasks'}: no task files here*--isobench-tasks=PATH*"]
+    )
+    assert "got empty parameter set" not in result.stdout.str()
+
+
+def test_replay_predictions_matching_no_task_are_warned_about_at_start(
+    suite: pytest.Pytester, dist: list[str]
+) -> None:
+    preds = suite.path / "preds.jsonl"
+    lines = [
+        {"instance_id": "vllm-project__vllm-aaaaaaaa", "model_patch": ""},
+        {"instance_id": "vllm-bbbbbbbb"},
+    ]
+    preds.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = suite.runpytest("--collect-only", f"--isobench-agent=replay:{preds}", *dist)
+    result.stdout.fnmatch_lines(
+        [
+            "*IsobenchWarning: replay:*preds.jsonl: 1 of 2 prediction(s) match no selected task"
+            " ('vllm-project__vllm-aaaaaaaa'); 4 selected task(s) have no prediction*",
+        ]
+    )
+    assert result.stdout.str().count("match no selected task") == 1, "once, from the controller"
+    preds.write_text(json.dumps({"instance_id": "vllm-aaaaaaaa", "model_patch": ""}) + "\n")
+    result = suite.runpytest("--collect-only", f"--isobench-agent=replay:{preds}", *dist)
+    assert "IsobenchWarning" not in result.stdout.str()
 
 
 def test_conftest_can_register_an_agent(suite: pytest.Pytester) -> None:

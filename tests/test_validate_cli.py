@@ -46,3 +46,26 @@ def test_curation_gaps_are_reported_and_fail_only_when_strict(tmp_path: Path) ->
 def test_missing_path(tmp_path: Path) -> None:
     result = validate(str(tmp_path / "nope"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_a_folder_without_task_files_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "vllm").mkdir()  # e.g. a typo for the folder that holds the tasks
+    result = validate(str(tmp_path / "vllm"))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'vllm'}: no task files here" in result.stderr
+    assert "0 task file(s)" not in result.stdout
+
+
+def test_source_paths_must_exist(tmp_path: Path) -> None:
+    text = GOOD.replace('repo_url = "https://github.com/vllm-project/vllm"\n', "").replace(
+        "[benchmark]", '[source]\ntree = "base"\npatch = "human.diff"\n\n[benchmark]', 1
+    )
+    path = write(tmp_path, text)
+    result = validate(str(path))
+    assert result.returncode == 1, result.stdout
+    assert f"{path}: source.tree: {path.parent / 'base'} is not a directory" in result.stdout
+    assert f"{path}: source.patch: {path.parent / 'human.diff'} is not a file" in result.stdout
+    (path.parent / "base").mkdir()
+    (path.parent / "human.diff").write_text("diff --git a/x b/x\n")
+    result = validate(str(path))
+    assert result.returncode == 0 and "1 valid, 0 broken" in result.stdout, result.stdout

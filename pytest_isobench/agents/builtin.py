@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,24 @@ class ReplayAgent:
         else:
             raise ValueError(f"{source} does not exist")
         return cls(source, predictions)
+
+    def unmatched_predictions(self, task_ids: Iterable[str]) -> str | None:
+        """A warning when predictions match no selected task (each such task would get an empty
+        patch); None when every prediction names one of ``task_ids``."""
+        known = set(task_ids)
+        unmatched = sorted(set(self.predictions) - known)
+        if not unmatched:
+            return None
+        missing = len(known - set(self.predictions))
+        examples = ", ".join(repr(i) for i in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+        return (
+            f"replay:{self.source}: {len(unmatched)} of {len(self.predictions)} prediction(s) match no"
+            f" selected task ({examples}); {missing} selected task(s) have no prediction and get an empty"
+            f" patch. Predictions are matched on instance_id (or the .diff file name) = the task id,"
+            f" e.g. {min(known)!r}"
+            if known
+            else "no task is selected"
+        )
 
     def solve(self, ctx: SolveContext) -> AgentRun:
         prediction = self.predictions.get(ctx.task.id)
