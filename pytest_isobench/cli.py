@@ -82,11 +82,14 @@ def _summarize(args: argparse.Namespace) -> int:
     from .results import OutcomesFileError, read_outcomes
     from .scoring import LEGEND, render_table, summarize
 
+    skipped: list[str] = []
     try:
-        records = read_outcomes(Path(args.path))
+        records = read_outcomes(Path(args.path), skipped)
     except OutcomesFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
     groups = summarize(records)
     if args.format == "json":
         print(json.dumps({"groups": groups}, indent=2))

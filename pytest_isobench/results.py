@@ -57,12 +57,20 @@ class Outcome(BaseModel):
 
 
 def append_outcome(run_dir: Path, outcome: Outcome) -> None:
-    """Append one line to the run's outcomes.jsonl; safe with several writer processes."""
+    """Append one line to the run's outcomes.jsonl; safe with several writer processes.
+
+    Every record starts on a fresh line: after a crash mid-write left a torn last line, the next
+    record is not glued onto it (the reader then skips only the torn line).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(outcome.to_wire(), sort_keys=True) + "\n"
-    with (run_dir / OUTCOMES_FILE).open("a", encoding="utf-8") as handle:
+    line = (json.dumps(outcome.to_wire(), sort_keys=True) + "\n").encode("utf-8")
+    with (run_dir / OUTCOMES_FILE).open("a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            if handle.seek(0, os.SEEK_END) > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = b"\n" + line
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
@@ -82,30 +90,48 @@ class OutcomesFileError(ValueError):
     """An outcomes file or run directory that cannot be read; the message names file and line."""
 
 
-def read_outcomes(path: Path) -> list[dict[str, Any]]:
-    """Records of an outcomes.jsonl (or of a run directory holding one); the last per (task, agent) wins."""
+def read_outcomes(path: Path, skipped: list[str] | None = None) -> list[dict[str, Any]]:
+    """Records of an outcomes.jsonl (or of a run directory holding one); the last per (task, agent) wins.
+
+    A line that is not JSON (a write torn by a crash) is skipped, and ``file:line`` with the reason is
+    added to ``skipped``; a file with such lines and no record at all is not an outcomes file (error).
+    """
     file = path / OUTCOMES_FILE if path.is_dir() else path
     if not file.is_file():
         raise OutcomesFileError(f"{path}: no {OUTCOMES_FILE} here (give the file or a run directory)")
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for number, record in jsonl_objects(file, OutcomesFileError):
+    torn: list[str] = []
+    for number, record in jsonl_objects(file, OutcomesFileError, torn=torn):
         for key in ("task_id", "repo", "agent", "hard"):
             if key not in record:
                 raise OutcomesFileError(f"{file}:{number}: record has no {key!r} key")
         latest[(str(record["task_id"]), str(record["agent"]))] = record
+    if torn and not latest:
+        raise OutcomesFileError(torn[0])
+    if skipped is not None:
+        skipped.extend(f"{reason}; skipped (a write torn by a crash?)" for reason in torn)
     return list(latest.values())
 
 
-def jsonl_objects(file: Path, error: type[ValueError] = ValueError) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-empty line; anything else raises ``error`` naming file:line."""
-    with file.open(encoding="utf-8") as handle:
+def jsonl_objects(
+    file: Path, error: type[ValueError] = ValueError, *, torn: list[str] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line; anything else raises ``error`` naming file:line.
+
+    With a ``torn`` list, a line that is not JSON is recorded there (``file:line: not JSON: ...``)
+    and skipped instead.
+    """
+    with file.open(encoding="utf-8", errors="strict" if torn is None else "replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise error(f"{file}:{number}: not JSON: {exc.msg}") from None
+                if torn is None:
+                    raise error(f"{file}:{number}: not JSON: {exc.msg}") from None
+                torn.append(f"{file}:{number}: not JSON: {exc.msg}")
+                continue
             if not isinstance(record, dict):
                 raise error(f"{file}:{number}: expected a JSON object")
             yield number, record

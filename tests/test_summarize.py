@@ -187,3 +187,27 @@ def test_long_agent_names_are_shortened_in_the_text_table_only(tmp_path: Path) -
     row = summarize(str(path)).stdout.splitlines()[1]
     assert "…" in row and row.split()[1].endswith("preds.jsonl") and len(row.split()[1]) == 32
     assert json.loads(summarize(str(path), "--format", "json").stdout)["groups"][0]["agent"] == agent
+
+
+def test_a_torn_last_line_is_skipped_and_reported_and_the_next_append_starts_a_fresh_line(
+    outcomes: Path,
+) -> None:
+    from pytest_isobench.results import Outcome, append_outcome, read_outcomes
+
+    text = outcomes.read_text().rstrip("\n")
+    torn = json.dumps({"task_id": "v9", "repo": "vllm", "agent": "a", "hard": "beats", "note": "é"})
+    torn_bytes = torn.encode()[:-12] + "é".encode()[:1]  # cut mid-record, mid-character
+    outcomes.write_bytes(text.encode() + b"\n" + torn_bytes)
+    torn_line = len(text.splitlines()) + 1
+    result = summarize(str(outcomes), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"groups": EXPECTED}
+    assert f"warning: {outcomes}:{torn_line}: not JSON" in result.stderr
+    append_outcome(outcomes.parent, Outcome(task_id="v9", repo="vllm", agent="a", run_id="r", hard="beats"))
+    lines = outcomes.read_bytes().split(b"\n")
+    assert lines[torn_line - 1] == torn_bytes, "the torn line stays as it was, alone"
+    assert json.loads(lines[torn_line])["task_id"] == "v9", "the new record is on a line of its own"
+    skipped: list[str] = []
+    records = read_outcomes(outcomes, skipped)
+    assert [r["hard"] for r in records if r["task_id"] == "v9"] == ["beats"]
+    assert len(skipped) == 1 and skipped[0].startswith(f"{outcomes}:{torn_line}: not JSON")
