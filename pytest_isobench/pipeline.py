@@ -356,10 +356,12 @@ def _median_metrics(runs: list[BenchRun]) -> dict[str, float]:
 
 
 def patch_stats(patch: str) -> dict[str, Any]:
-    """Size of a patch: files, added and removed lines, bytes, and a hash to recognise it."""
-    files = [line.split(" b/", 1)[-1] for line in patch.splitlines() if line.startswith("diff --git ")]
-    added = sum(1 for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++"))
-    removed = sum(1 for line in patch.splitlines() if line.startswith("-") and not line.startswith("---"))
+    """Size of a patch: files, added and removed lines, bytes, and a hash to recognise it.
+
+    The counts come from ``git apply --numstat -z`` (exact for any file name: spaces, quotes,
+    non-ASCII); a patch git cannot read is counted from our own diff reader instead.
+    """
+    files, added, removed = _numstat(patch) if patch.strip() else ([], 0, 0)
     return {
         "files": files,
         "files_changed": len(files),
@@ -369,3 +371,34 @@ def patch_stats(patch: str) -> dict[str, Any]:
         "empty": not patch.strip(),
         "sha256": hashlib.sha256(patch.encode("utf-8", "surrogateescape")).hexdigest(),
     }
+
+
+def _numstat(patch: str) -> tuple[list[str], int, int]:
+    """(files, lines added, lines removed) of a non-empty patch; binary files count no lines."""
+    with tempfile.TemporaryDirectory(prefix="isobench-numstat-") as tmp:
+        scratch = Path(tmp)
+        patch_file = scratch / "patch.diff"
+        patch_file.write_bytes(patch.encode("utf-8", "surrogateescape"))
+        # Outside any repository: inside one, git apply would drop paths outside the current folder.
+        ceiling = {"GIT_CEILING_DIRECTORIES": str(scratch.parent)}
+        result = git("apply", "--numstat", "-z", str(patch_file), cwd=scratch, env=ceiling, check=False)
+    if result.returncode != 0:
+        from .judge.diffs import parse_diff
+
+        diffs = parse_diff(patch)
+        lines = [line.kind for diff in diffs for hunk in diff.hunks for line in hunk.lines]
+        return [diff.path for diff in diffs], lines.count("+"), lines.count("-")
+    files: list[str] = []
+    added = removed = 0
+    fields = iter(result.stdout.split("\0"))
+    for record in fields:
+        if not record:
+            continue
+        plus, minus, path = record.split("\t", 2)
+        if not path:  # a rename or copy: the old path, then the new one, each its own field
+            next(fields, "")
+            path = next(fields, "")
+        files.append(path)
+        added += int(plus) if plus.isdigit() else 0
+        removed += int(minus) if minus.isdigit() else 0
+    return files, added, removed

@@ -237,3 +237,26 @@ def test_patched_code_that_does_not_parse_falls_back_to_the_diff(tmp_path: Path,
     units, mode = changed_units(patch(tmp_path, "p", **{"engine.py": broken}), base_tree)
     assert mode == "diff"
     assert units == {Unit("engine.py", "Scheduler.preempt")}
+
+
+ODD_NAMES = ["my file.py", "café.py", 'tab\t"q".py', "dir b/x.py"]
+
+
+def test_paths_with_spaces_quotes_and_non_ascii_are_read_unquoted(tmp_path: Path) -> None:
+    before: dict[str, str | bytes] = {name: ENGINE for name in ODD_NAMES}
+    after: dict[str, str | bytes] = {name: SCHEDULE_FAST for name in ODD_NAMES}
+    text = diff_trees(before, after, tmp_path / "d")
+    assert '"a/caf\\303\\251.py"' in text, "git quotes the non-ASCII name"
+    files = parse_diff(text)
+    assert sorted(f.path for f in files) == sorted(ODD_NAMES)
+    assert all(f.old_path == f.new_path and len(f.hunks) == 1 for f in files)
+
+
+def test_overlap_judge_finds_a_non_ascii_file_in_the_base_tree(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    make_tree(base, {"café.py": ENGINE})
+    human = diff_trees({"café.py": ENGINE}, {"café.py": SCHEDULE_FAST}, tmp_path / "h")
+    agent = diff_trees({"café.py": ENGINE}, {"café.py": SCHEDULE_OTHER}, tmp_path / "a")
+    units, mode = changed_units(agent, base)
+    assert mode == "ast" and units == {Unit("café.py", "Scheduler.schedule")}
+    assert verdict(tmp_path, human, agent, base)[0] == "same_target"

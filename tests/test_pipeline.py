@@ -13,6 +13,7 @@ from pytest_isobench.agents.base import agent_registry, build_agent
 from pytest_isobench.measure.runner import interleaved_schedule
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.results import read_outcomes
+from pytest_isobench.sandbox.gitutil import git
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.tasks import LoadedTask
 from support import BENCH_PY, WORK_PY, load, write_source_task
@@ -237,3 +238,40 @@ def test_judge_outage_leaves_the_task_unscored_not_failed(
     outcome = run_job(job(tmp_path, toy, "human", judges=("openai:gpt-test",)))
     assert outcome.status == "ok" and outcome.hard == "similar" and outcome.quadrant == "unscored"
     assert "500" in (outcome.soft["error"] or "")
+
+
+def test_patch_stats_count_any_file_name_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_isobench.pipeline import patch_stats
+    from support import make_tree
+
+    odd = ["my file.py", "café.py", 'tab\t"q".py', "dir b/x.py"]
+    work = tmp_path / "work"
+    make_tree(work, {**{name: "a\nb\n" for name in odd}, "old.txt": "keep\n" * 5, "blob.bin": b"\x00\x01"})
+    git("init", "-q", cwd=work, isolated=True)
+    git("add", "-A", cwd=work, isolated=True)
+    git("commit", "-qm", "base", cwd=work, isolated=True)
+    make_tree(work, {**{name: "a\n++b\nc\n" for name in odd}, "blob.bin": b"\x00\x02"})
+    git("mv", "old.txt", "new name.txt", cwd=work)
+    (work / "new name.txt").write_text("keep\n" * 4 + "changed\n")
+    git("add", "-A", cwd=work, isolated=True)
+    patch = git("diff", "--cached", "-M", "--binary", cwd=work, isolated=True).stdout
+    assert "rename to new name.txt" in patch and '"b/caf\\303\\251.py"' in patch
+    # run from a repository's subfolder: git apply there would drop the paths outside it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    git("init", "-q", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path / "sub")
+    stats = patch_stats(patch)
+    assert sorted(stats["files"]) == sorted([*odd, "blob.bin", "new name.txt"])
+    assert stats["files_changed"] == 6
+    assert stats["lines_added"] == 2 * len(odd) + 1, "'++b' is an added line, not a header"
+    assert stats["lines_removed"] == len(odd) + 1
+    assert patch_stats("")["files"] == [] and patch_stats("")["empty"] is True
+
+
+def test_patch_stats_of_a_patch_git_cannot_read_fall_back_to_the_diff_reader() -> None:
+    from pytest_isobench.pipeline import patch_stats
+
+    garbled = "diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1,2 +1,2 @@\n-a\n+b\n"  # a short hunk
+    stats = patch_stats(garbled)
+    assert stats["files"] == ["x.py"] and (stats["lines_added"], stats["lines_removed"]) == (1, 1)

@@ -71,8 +71,8 @@ def parse_diff(text: str) -> list[FileDiff]:
     old_no = new_no = old_left = new_left = 0
     for raw in text.splitlines():
         if raw.startswith("diff --git "):
-            a, _, b = raw[len("diff --git ") :].partition(" b/")
-            current = FileDiff(old_path=a.removeprefix("a/"), new_path=b)
+            a, b = _git_header_paths(raw[len("diff --git ") :])
+            current = FileDiff(old_path=a, new_path=b)
             files.append(current)
             hunk = None
             continue
@@ -110,12 +110,72 @@ def parse_diff(text: str) -> list[FileDiff]:
     return [f for f in files if f.hunks or f.binary or f.old_path != f.new_path or f.is_new or f.is_deleted]
 
 
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote_path(name: str) -> str:
+    """A path as git writes it in a diff: C-quoted (``"a/caf\\303\\251.py"``) when it holds special or
+    non-ASCII characters, else as is. Returns the real path (UTF-8, undecodable bytes kept as escapes)."""
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return name
+    body, out, i = name[1:-1], bytearray(), 0
+    while i < len(body):
+        if body[i] == "\\" and re.fullmatch(r"[0-3][0-7]{2}", body[i + 1 : i + 4]):
+            out.append(int(body[i + 1 : i + 4], 8))
+            i += 4
+        elif body[i] == "\\" and body[i + 1 : i + 2] in _ESCAPES:
+            out.append(_ESCAPES[body[i + 1]])
+            i += 2
+        else:
+            out.extend(body[i].encode("utf-8", "surrogateescape"))
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def _quoted_prefix(text: str) -> int:
+    """Length of the C-quoted string ``text`` starts with (0 when it does not start with one)."""
+    if not text.startswith('"'):
+        return 0
+    i = 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == '"':
+            return i + 1
+        else:
+            i += 1
+    return 0
+
+
+def _git_header_paths(rest: str) -> tuple[str, str]:
+    """The two paths of ``diff --git a/X b/Y``, either of them possibly C-quoted or holding spaces."""
+    if (end := _quoted_prefix(rest)) and rest[end : end + 1] == " ":
+        a, b = rest[:end], rest[end + 1 :]
+    elif rest.endswith('"') and ' "' in rest:
+        a, _, b = rest.rpartition(' "')
+        b = '"' + b
+    elif len(rest) % 2 and rest[: len(rest) // 2][2:] == rest[len(rest) // 2 + 1 :][2:]:
+        a, b = rest[: len(rest) // 2], rest[len(rest) // 2 + 1 :]  # the same name twice: may hold " b/"
+    else:
+        a, _, b = rest.partition(" b/")
+        b = "b/" + b
+    return unquote_path(a).removeprefix("a/"), unquote_path(b).removeprefix("b/")
+
+
+def _file_header_name(raw: str) -> str:
+    """The path of a ``---``/``+++`` line: C-quoted, or up to git's trailing tab."""
+    rest = raw[4:]
+    if end := _quoted_prefix(rest):
+        return unquote_path(rest[:end])
+    return rest.split("\t")[0].strip()
+
+
 def _header_line(current: FileDiff, raw: str) -> None:
     if raw.startswith("--- "):
-        name = raw[4:].split("\t")[0].strip()
+        name = _file_header_name(raw)
         current.old_path = None if name == "/dev/null" else name.removeprefix("a/")
     elif raw.startswith("+++ "):
-        name = raw[4:].split("\t")[0].strip()
+        name = _file_header_name(raw)
         current.new_path = None if name == "/dev/null" else name.removeprefix("b/")
     elif raw.startswith("new file mode"):
         current.old_path = None
