@@ -82,23 +82,23 @@ class Benchmark(Strict):
         return value
 
     @model_validator(mode="after")
-    def _origins_cover_values(self) -> Benchmark:
+    def _origins_name_known_values(self) -> Benchmark:
         unknown = sorted(set(self.origin) - set(BENCHMARK_FIELDS_WITH_ORIGIN))
         if unknown:
             raise ValueError(
                 f"origin has entries for {unknown}; allowed: {list(BENCHMARK_FIELDS_WITH_ORIGIN)}"
             )
-        missing = [
+        return self
+
+    @property
+    def missing_origins(self) -> list[str]:
+        """Values set without an ``origin`` entry: optional for a user's own task, required for the
+        bundled catalog (where each value must say whether it came from the ISO-Bench record)."""
+        return [
             name
             for name in BENCHMARK_FIELDS_WITH_ORIGIN
             if getattr(self, name) is not None and name not in self.origin
         ]
-        if missing:
-            raise ValueError(
-                f"no origin recorded for {missing}: add e.g. origin.{missing[0]} = "
-                '{source = "archive"} or {source = "curated", reason = "..."}'
-            )
-        return self
 
     @property
     def lower_is_better(self) -> bool:
@@ -269,6 +269,11 @@ def curation_gaps(task: Task) -> list[str]:
         gaps.append("description: empty (write the agent-facing bottleneck description)")
     if task.correctness is None:
         gaps.append("correctness: missing (say how to check that answers stay the same)")
+    if missing := task.benchmark.missing_origins:
+        gaps.append(
+            f"benchmark.origin: no origin recorded for {missing} (add e.g. origin.{missing[0]} ="
+            ' {source = "archive"} or {source = "curated", reason = "..."})'
+        )
     return gaps
 
 

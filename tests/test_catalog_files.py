@@ -130,6 +130,14 @@ def test_every_origin_is_complete(catalog: list[LoadedTask]) -> None:
                 assert bench.origin[name].source == "curated", f"{entry.id}: {name} cannot be archive"
 
 
+def test_every_bundled_task_records_the_origin_of_each_benchmark_value() -> None:
+    """The schema lets a user's own task leave out ``origin``; the bundled catalog (all of tasks/)
+    must say for every value whether it came from the ISO-Bench record or was curated, and why."""
+    for entry in _load(TASKS_ROOT):
+        missing = entry.task.benchmark.missing_origins
+        assert not missing, f"{entry.path}: no origin recorded for {missing}"
+
+
 def test_placeholders_are_known(catalog: list[LoadedTask]) -> None:
     for entry in catalog:
         bench = entry.task.benchmark

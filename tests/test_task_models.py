@@ -9,6 +9,7 @@ import pytest
 from pytest_isobench.tasks import (
     BrokenTaskFile,
     LoadedTask,
+    curation_gaps,
     load_catalog,
     load_task_file,
     metric_lower_is_better,
@@ -78,7 +79,11 @@ def test_good_file_loads_with_marks(tmp_path: Path) -> None:
             "benchmark.origin.server",
             "reason",
         ),
-        (('gpus = { source = "archive" }\n', ""), "benchmark", "no origin recorded for ['gpus']"),
+        (
+            ('gpus = { source = "archive" }', 'gpus = { source = "archive" }\nport = { source = "archive" }'),
+            "benchmark",
+            "origin has entries for ['port']",
+        ),
         (('metric = "mean_ttft_ms"\n', ""), "<file>", "benchmark.metric is missing"),
     ],
 )
@@ -153,3 +158,13 @@ def test_import_root_must_stay_inside_the_tree(tmp_path: Path, bad: str) -> None
     url = 'repo_url = "https://github.com/vllm-project/vllm"\n'
     message = broken(tmp_path, GOOD.replace(url, f'{url}import_root = "{bad}"\n'))
     assert "import_root" in message and "must be a folder inside the tree" in message
+
+
+def test_origin_is_optional_for_a_users_own_task(tmp_path: Path) -> None:
+    own = GOOD[: GOOD.index("[benchmark.origin]")]
+    entry = load_task_file(write(tmp_path, own))
+    assert isinstance(entry, LoadedTask), getattr(entry, "message", "")
+    assert entry.task.benchmark.origin == {}
+    assert entry.task.benchmark.missing_origins == ["command", "server", "metric", "model", "gpus"]
+    [gap] = [g for g in curation_gaps(entry.task) if g.startswith("benchmark.origin")]
+    assert "no origin recorded for ['command', 'server'," in gap and "origin.command =" in gap
