@@ -73,7 +73,11 @@ def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) 
         pytest.skip(skipped)
     _attach(request.node, outcome)
     if error is not None:
-        pytest.fail(f"{job.task.id}: infrastructure error, not the agent's: {error}", pytrace=False)
+        pytest.fail(
+            f"{job.task.id}: infrastructure error, not the agent's: {error};"
+            f" artifacts in {outcome.artifacts}",
+            pytrace=False,
+        )
     return outcome
 
 

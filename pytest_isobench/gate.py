@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .results import Outcome
@@ -9,15 +11,32 @@ from .scoring import is_hard_pass
 
 
 def gate_message(outcome: Outcome) -> str:
-    """Why an outcome misses the hard gate, in one line a person can act on."""
+    """Why an outcome misses the hard gate, in one line a person can act on: the verdict, how the
+    agent's run ended (exit code, time budget) and where the artifacts are."""
     metric = outcome.hard_metric or "the primary metric"
+    ran = agent_ending(outcome.agent_run)
     if outcome.hard == "failed":
-        return f"{outcome.task_id}: agent {outcome.agent} failed ({outcome.hard_reason}) on {metric}"
+        return (
+            f"{outcome.task_id}: agent {outcome.agent} failed ({outcome.hard_reason}) on {metric};"
+            f" {ran}; artifacts in {outcome.artifacts}"
+        )
     band = outcome.hard_detail.get("band", 5.0)
     return (
         f"{outcome.task_id}: agent {outcome.agent} is {outcome.hard} than the human change on {metric}:"
-        f" {outcome.hard_pct:+.1f} % (needs ≥ -{band:g} %); artifacts in {outcome.artifacts}"
+        f" {outcome.hard_pct:+.1f} % (needs ≥ -{band:g} %); {ran}; artifacts in {outcome.artifacts}"
     )
+
+
+def agent_ending(agent_run: dict[str, Any]) -> str:
+    """``agent exit code 0, within its time budget`` or ``agent timed out: ...``, from the recorded run."""
+    if not agent_run:
+        return "the agent did not run"
+    code = agent_run.get("returncode")
+    if agent_run.get("timed_out"):
+        return "agent timed out: killed at its time budget" + ("" if code is None else f" (exit code {code})")
+    return (
+        "agent gave no exit code" if code is None else f"agent exit code {code}"
+    ) + ", within its time budget"
 
 
 def require_hard_pass(outcome: Outcome) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,7 +28,7 @@ from .results import Outcome, append_outcome, write_json
 from .sandbox.base import PatchDoesNotApply, Sandbox, SandboxError, SandboxFactory, SandboxSpec
 from .sandbox.gitutil import GitError, git
 from .sandbox.repos import RepoError, file_lock, materialise
-from .scoring import quadrant
+from .scoring import agent_slug, quadrant
 from .tasks import LoadedTask, Task
 
 Progress = Callable[[str], None]
@@ -70,14 +69,6 @@ class Job:
     @property
     def artifacts(self) -> Path:
         return self.run_dir / self.task.id / agent_slug(self.agent_spec)
-
-
-def agent_slug(spec: str) -> str:
-    """A folder name for an agent spec (``command:...`` and ``replay:...`` get a short hash)."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.split(":", 1)[0]).strip("-") or "agent"
-    if ":" in spec:
-        name += "-" + hashlib.sha256(spec.encode()).hexdigest()[:8]
-    return name
 
 
 def check_runnable(job: Job) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,15 @@ def _pct(count: int, total: int) -> float:
     return round(100.0 * count / total, 1) if total else 0.0
 
 
+def agent_slug(spec: str) -> str:
+    """A short name for an agent spec, also its artifacts folder (``command:...`` and ``replay:...``
+    get a short hash of the whole spec)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.split(":", 1)[0]).strip("-") or "agent"
+    if ":" in spec:
+        name += "-" + hashlib.sha256(spec.encode()).hexdigest()[:8]
+    return name
+
+
 @dataclass
 class Group:
     """Counts for one (repo, agent); every selected task is in ``n``."""
@@ -51,9 +62,12 @@ class Group:
     n: int = 0
     hard: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HARD_VERDICTS, 0))
     quadrants: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUADRANTS, 0))
+    errors: int = 0
 
     def add(self, record: Mapping[str, Any]) -> None:
         self.n += 1
+        if record.get("status") == "error":
+            self.errors += 1
         hard = record.get("hard")
         if hard in self.hard:
             self.hard[hard] += 1
@@ -62,22 +76,28 @@ class Group:
         self.quadrants[q] += 1
 
     def as_dict(self) -> dict[str, Any]:
-        """The ``summarize --format json`` row: counts, then percentages of n rounded to one decimal."""
+        """The ``summarize --format json`` row: counts, then percentages of n rounded to one decimal.
+
+        ``error`` counts infrastructure errors (in ``n``, never in a verdict). The soft rates (true,
+        gap, right target) are None when no task of the group has a soft verdict (no judge ran).
+        """
         q = self.quadrants
+        judged = q["unscored"] < self.n
         return {
             "repo": self.repo,
             "agent": self.agent,
             "n": self.n,
             **self.hard,
+            "error": self.errors,
             "q1": q["Q1"],
             "q2": q["Q2"],
             "q3": q["Q3"],
             "q4": q["Q4"],
             "unscored": q["unscored"],
             "hard_success_pct": _pct(self.hard["beats"] + self.hard["similar"], self.n),
-            "true_success_pct": _pct(q["Q1"], self.n),
-            "gap_pct": _pct(q["Q3"], self.n),
-            "right_target_pct": _pct(q["Q1"] + q["Q2"], self.n),
+            "true_success_pct": _pct(q["Q1"], self.n) if judged else None,
+            "gap_pct": _pct(q["Q3"], self.n) if judged else None,
+            "right_target_pct": _pct(q["Q1"] + q["Q2"], self.n) if judged else None,
         }
 
 
@@ -98,6 +118,7 @@ TABLE_COLUMNS = (
     ("similar", "similar", ">"),
     ("worse", "worse", ">"),
     ("failed", "failed", ">"),
+    ("error", "error", ">"),
     ("q1", "Q1", ">"),
     ("q2", "Q2", ">"),
     ("q3", "Q3", ">"),
@@ -111,9 +132,10 @@ TABLE_COLUMNS = (
 
 
 def render_table(groups: list[dict[str, Any]]) -> list[str]:
-    """The summary as aligned text lines (one header, one row per group)."""
+    """The summary as aligned text lines (one header, one row per group), then a legend line per
+    agent shown under a short name (``n/a``: no judge gave a soft verdict for that group)."""
     cells = [[title for _, title, _ in TABLE_COLUMNS]]
-    cells += [[_cell(group[key], key) for key, _, _ in TABLE_COLUMNS] for group in groups]
+    cells += [[_cell(group.get(key), key) for key, _, _ in TABLE_COLUMNS] for group in groups]
     widths = [max(len(row[i]) for row in cells) for i in range(len(TABLE_COLUMNS))]
     lines = []
     for row in cells:
@@ -122,6 +144,8 @@ def render_table(groups: list[dict[str, Any]]) -> list[str]:
             for value, width, (_, _, align) in zip(row, widths, TABLE_COLUMNS, strict=True)
         ]
         lines.append("  ".join(parts).rstrip())
+    long_names = sorted({str(g["agent"]) for g in groups if len(str(g["agent"])) > AGENT_WIDTH})
+    lines += [f"  {agent_slug(name)} = {name}" for name in long_names]
     return lines
 
 
@@ -129,12 +153,13 @@ AGENT_WIDTH = 32
 
 
 def _cell(value: Any, key: str = "") -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value)
     if key == "agent" and len(text) > AGENT_WIDTH:  # e.g. replay:/a/long/path/preds.jsonl
-        keep = AGENT_WIDTH - 1
-        return text[: keep // 3] + "…" + text[-(keep - keep // 3) :]
+        return agent_slug(text)  # its artifacts folder's name; the legend under the table has the spec
     return text
 
 

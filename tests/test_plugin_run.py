@@ -41,8 +41,8 @@ def test_human_passes_noop_fails_in_every_mode(suite: pytest.Pytester, dist: lis
         [
             "*isobench: run *",
             "toy-one*similar*avg_latency*unscored*",
-            "repo*agent*tasks*beats*similar*",
-            "toy*human*2*0*2*0*0*",
+            "repo*agent*tasks*beats*similar*worse*failed*error*",
+            "toy*human*2*0*2*0*0*0*0*0*0*0*2*100.0*n/a*n/a*n/a",
         ]
     )
     result = suite.runpytest("--isobench-agent=noop", *FAST, *dist)
@@ -65,15 +65,16 @@ def test_outcome_reaches_json_report_and_outcomes_file(suite: pytest.Pytester, d
             "similar": 0,
             "worse": 2,
             "failed": 0,
+            "error": 0,
             "q1": 0,
             "q2": 0,
             "q3": 0,
             "q4": 0,
             "unscored": 2,
             "hard_success_pct": 0.0,
-            "true_success_pct": 0.0,
-            "gap_pct": 0.0,
-            "right_target_pct": 0.0,
+            "true_success_pct": None,
+            "gap_pct": None,
+            "right_target_pct": None,
         }
     ]
     for test in report["tests"]:
@@ -130,9 +131,26 @@ def test_agent_failure_is_a_failure_and_infrastructure_trouble_an_error(suite: p
     result.assert_outcomes(failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*toy-two: infrastructure error, not the agent's: *baseline variant failed*",
-            "*toy-one: agent replay:* failed (patch_does_not_apply)*",
+            "*toy-two: infrastructure error, not the agent's: *baseline variant failed*;"
+            " artifacts in */toy-two/replay-*",
+            "*toy-one: agent replay:* failed (patch_does_not_apply) on avg_latency; agent exit code 0,"
+            " within its time budget; artifacts in */toy-one/replay-*",
         ]
+    )
+
+
+def test_failure_message_gives_the_agents_exit_code_and_time_out(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--isobench-agent=command:exit 3", *FAST, "-k", "toy-one")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*toy-one: agent command:exit 3 is worse than *; agent exit code 3, within its time budget;"
+         " artifacts in */toy-one/command-*"]
+    )  # fmt: skip
+    result = suite.runpytest("--isobench-agent=command:sleep 30", *FAST, "-k", "toy-one",
+                             "--isobench-time-budget=0.02")  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*toy-one: agent command:sleep 30 is worse than *; agent timed out: killed at its time budget;*"]
     )
 
 

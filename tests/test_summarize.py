@@ -35,6 +35,7 @@ EXPECTED = [
         "similar": 1,
         "worse": 1,
         "failed": 0,
+        "error": 0,
         "q1": 2,
         "q2": 0,
         "q3": 0,
@@ -53,6 +54,7 @@ EXPECTED = [
         "similar": 2,
         "worse": 2,
         "failed": 2,
+        "error": 0,
         "q1": 2,
         "q2": 1,
         "q3": 1,
@@ -105,6 +107,7 @@ def test_text_table(outcomes: Path) -> None:
         "similar",
         "worse",
         "failed",
+        "error",
         "Q1",
         "Q2",
         "Q3",
@@ -122,6 +125,7 @@ def test_text_table(outcomes: Path) -> None:
         "1",
         "1",
         "1",
+        "0",
         "0",
         "2",
         "0",
@@ -180,13 +184,34 @@ def test_quadrant_rule(hard: str | None, bottleneck: str | None, expected: str) 
     assert quadrant(hard, bottleneck) == expected
 
 
-def test_long_agent_names_are_shortened_in_the_text_table_only(tmp_path: Path) -> None:
+def test_long_agent_names_get_a_short_name_and_a_legend_in_the_text_table_only(tmp_path: Path) -> None:
+    from pytest_isobench.pipeline import agent_slug
+
     agent = "replay:/very/long/path/to/some/predictions/of/a/model/preds.jsonl"
     path = tmp_path / "outcomes.jsonl"
     path.write_text(json.dumps({"task_id": "t", "repo": "r", "agent": agent, "hard": "beats"}) + "\n")
-    row = summarize(str(path)).stdout.splitlines()[1]
-    assert "…" in row and row.split()[1].endswith("preds.jsonl") and len(row.split()[1]) == 32
+    lines = summarize(str(path)).stdout.splitlines()
+    short = agent_slug(agent)  # the name of its artifacts folder
+    assert lines[1].split()[:2] == ["r", short] and short.startswith("replay-")
+    assert f"  {short} = {agent}" in lines
     assert json.loads(summarize(str(path), "--format", "json").stdout)["groups"][0]["agent"] == agent
+
+
+def test_no_judge_shows_n_a_and_errors_have_a_column(tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.jsonl"
+    rows = [
+        {"task_id": "t1", "repo": "r", "agent": "a", "hard": "beats"},
+        {"task_id": "t2", "repo": "r", "agent": "a", "hard": None, "status": "error", "error": "boom"},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    header, row = summarize(str(path)).stdout.splitlines()[:2]
+    cells = dict(zip(header.split(), row.split(), strict=True))
+    assert cells["tasks"] == "2" and cells["error"] == "1" and cells["beats"] == "1"
+    assert cells["hard%"] == "50.0"
+    assert cells["true%"] == cells["gap%"] == cells["target%"] == "n/a"
+    [group] = json.loads(summarize(str(path), "--format", "json").stdout)["groups"]
+    assert group["error"] == 1 and group["unscored"] == 2
+    assert group["true_success_pct"] is group["gap_pct"] is group["right_target_pct"] is None
 
 
 def test_a_torn_last_line_is_skipped_and_reported_and_the_next_append_starts_a_fresh_line(
