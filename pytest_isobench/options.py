@@ -10,23 +10,47 @@ from typing import Any
 
 import pytest
 
-AGENT_HELP = "agent to evaluate: human, noop, replay:PATH, command:SHELL, or one a conftest.py registers"
-TASKS_HELP = "task file or task root (repeatable); replaces the default <rootdir>/tasks"
-BACKEND_HELP = "sandbox backend the tasks run in"
-ROUNDS_HELP = "measured rounds per variant, after the warm-up"
-WARMUP_HELP = "warm-up runs per variant before the measured rounds"
-BUDGET_HELP = "agent time budget in minutes; the agent and all its children are killed when it runs out"
-RUNS_DIR_HELP = "where runs write their artifacts (one folder per run id)"
-CACHE_DIR_HELP = "content-addressed cache: task repositories, baseline/human measurements"
-RUN_ID_HELP = "reuse a run id: finished stages of that run are kept, the rest resumes"
-REMEASURE_HELP = "measure baseline and human again instead of reusing cached results"
-MEASURE_LOCK_HELP = "host: one measurement at a time on this host (pytest-xdist workers queue); none: no lock"
-HINTS_HELP = "what the prompt adds to the description: none, or files (target files, as the original runs)"
+AGENT_HELP = (
+    "agent to evaluate: human, noop, replay:PATH, command:SHELL, or one a conftest.py registers"
+    " (default: none; every task then skips saying how to choose one)"
+)
+TASKS_HELP = (
+    "task file or task root (repeatable; env: ISOBENCH_TASKS, several joined by ':'; ini: isobench_tasks);"
+    " default: <rootdir>/tasks"
+)
+BACKEND_HELP = (
+    "sandbox the tasks run in: local (default; trusted agents only), docker, or one a conftest.py adds"
+)
+ROUNDS_HELP = "measured rounds per variant, after the warm-up (default 5)"
+WARMUP_HELP = "warm-up runs per variant before the measured rounds (default 1)"
+BUDGET_HELP = (
+    "agent time budget in minutes; the agent and all its children are killed when it runs out (default 120)"
+)
+RUNS_DIR_HELP = "where runs write their artifacts, one folder per run id (default: <rootdir>/.isobench/runs)"
+CACHE_DIR_HELP = (
+    "content-addressed cache: task repositories, baseline/human measurements, judge verdicts"
+    " (default: <rootdir>/.isobench/cache)"
+)
+RUN_ID_HELP = (
+    "reuse a run id: finished stages of that run are kept, the rest resumes (default: a new id,"
+    " date-time-random)"
+)
+REMEASURE_HELP = "measure baseline and human again instead of reusing cached results (default: off)"
+MEASURE_LOCK_HELP = (
+    "host (default): one measurement at a time on this host (pytest-xdist workers queue); none: no lock"
+)
+HINTS_HELP = (
+    "what the prompt adds to the description: none (default), or files (the target files, as the"
+    " original runs)"
+)
 JUDGE_HELP = "soft-metric judges, comma-separated: overlap, anthropic:MODEL, openai:MODEL (default: none)"
 JUDGE_TIMEOUT_HELP = "seconds a model judge waits for each HTTP attempt before giving up on it (default 60)"
 JUDGE_RETRIES_HELP = "retries of a model judge's HTTP request after a timeout, 429 or 5xx (default 2)"
-PRICES_HELP = "JSON or TOML file of judge prices {model: [usd per M input tokens, usd per M output tokens]}"
-KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task"
+PRICES_HELP = (
+    "JSON or TOML file of judge prices {model: [usd per M input tokens, usd per M output tokens]}"
+    " (default: the built-in list prices)"
+)
+KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task (default: off)"
 BASE_IMAGE_HELP = (
     "docker: image the containers start from (default: isobench/base:bookworm-py3 for source tasks, a CUDA"
     " + Python image for vllm/sglang task images)"
@@ -50,7 +74,42 @@ DATASET_CACHE_HELP = (
 MEASURE_NETWORK_HELP = (
     "docker: measurement containers' network: host (default; the harness polls the server) or none"
 )
-PRUNE_HELP = "docker: when the engine's disk runs low, remove the project's images, least recently used first"
+PRUNE_HELP = (
+    "docker: when the engine's disk runs low, remove the project's images, least recently used first"
+    " (default: off)"
+)
+
+# Environment variables the plugin reads besides the options' own (listed at the end of --help).
+ENV_VARS: tuple[tuple[str, str], ...] = (
+    (
+        "ISOBENCH_<OPTION>",
+        "any --isobench-* option, e.g. ISOBENCH_ROUNDS=3 (command line > env > ini)",
+    ),
+    ("ISOBENCH_TASKS", "task files or roots, joined by ':' (like --isobench-tasks)"),
+    ("ANTHROPIC_API_KEY", "key of the anthropic:MODEL judge"),
+    ("ANTHROPIC_BASE_URL", "endpoint of the anthropic:MODEL judge (default: Anthropic's API)"),
+    ("OPENAI_API_KEY", "key of the openai:MODEL judge (any value for a local endpoint)"),
+    ("OPENAI_BASE_URL", "endpoint of the openai:MODEL judge, e.g. a local vLLM (default: OpenAI's API)"),
+    ("HF_TOKEN", "Hugging Face token for gated models (docker backend)"),
+    ("CUDA_VISIBLE_DEVICES", "local backend: the GPUs tasks may use"),
+    ("DOCKER_HOST", "docker backend: the engine (default: unix:///var/run/docker.sock)"),
+    (
+        "ISOBENCH_GPU_LOCK_DIR",
+        "docker backend: GPU lease locks (default: <tmp>/isobench-gpu-locks)",
+    ),
+    ("ISOBENCH_DOCKER_DIR", "docker backend: the image templates folder (default: the project's docker/)"),
+    (
+        "ISOBENCH_PRUNE_MIN_FREE_GB",
+        "docker backend: free GB below which --isobench-prune acts (default 50)",
+    ),
+)
+
+
+def env_help_lines() -> list[str]:
+    """The environment variables section ``--help`` ends with, like pytest's own."""
+    width = max(len(name) for name, _ in ENV_VARS)
+    return ["Environment variables (isobench):", *(f"  {n:<{width}} {text}" for n, text in ENV_VARS)]
+
 
 # Each option: (flag, dest, ini type, help). The env var is dest in upper case; defaults live in resolve().
 _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
@@ -144,7 +203,13 @@ def add_options(parser: pytest.Parser) -> None:
         group.addoption(name, dest=dest, default=None, help=f"{help_text} (ini: {dest}, env: {dest.upper()})")
         parser.addini(dest, help_text, type=ini_type, default=None)  # type: ignore[arg-type]
     for name, dest, help_text in _FLAGS:
-        group.addoption(name, dest=dest, action="store_true", default=False, help=help_text)
+        group.addoption(
+            name,
+            dest=dest,
+            action="store_true",
+            default=False,
+            help=f"{help_text} (ini: {dest}, env: {dest.upper()}=1)",
+        )
         parser.addini(dest, help_text, type="bool", default=False)
     group.addoption(
         "--isobench-tasks",
@@ -341,4 +406,4 @@ def _judge_specs(config: pytest.Config, value: Any, where: str) -> tuple[str, ..
         raise pytest.UsageError(f"{where}: {exc}") from None
 
 
-__all__ = ["Settings", "add_options", "resolve"]
+__all__ = ["ENV_VARS", "Settings", "add_options", "env_help_lines", "resolve"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from . import hookspecs, session
 from .collect import task_params
 from .keys import CATALOG_KEY, SETTINGS_KEY
-from .options import add_options
+from .options import add_options, env_help_lines
 
 pytest_plugins = ["pytest_isobench.fixtures"]
 
@@ -20,6 +22,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The ``--isobench-*`` options and their ini twins."""
     add_options(parser)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    """After pytest's ``--help``, the environment variables the plugin reads."""
+    result = yield
+    if config.option.help:
+        print("\n" + "\n".join(env_help_lines()) + "\n")
+    return result
 
 
 def pytest_configure(config: pytest.Config) -> None:

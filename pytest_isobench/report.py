@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,13 @@ import pytest
 
 from .keys import WIRE_KEY
 from .scoring import LEGEND, render_table, summarize
+
+
+class JsonDict(dict[str, Any]):
+    """A dict whose ``str()`` is JSON (junitxml writes a user property as ``str(value)``)."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, sort_keys=True)
 
 
 class RunCollector:
@@ -23,10 +31,20 @@ class RunCollector:
         self.skipped: dict[str, str] = {}
         self.errors: dict[str, str] = {}
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Keep each task item's outcome, and why a task did not produce one."""
+        """Keep each task item's outcome, and why a task did not produce one.
+
+        Runs before junitxml, which writes ``str(value)`` of each user property: the outcome becomes a
+        ``JsonDict`` there, so the JUnit property is JSON. Only here, on the controller: a dict subclass
+        could not cross pytest-xdist, and for everything else it still is the same dict.
+        """
         if "isobench" not in report.keywords:
             return
+        report.user_properties = [
+            (k, JsonDict(v) if k == WIRE_KEY and isinstance(v, dict) else v)
+            for k, v in report.user_properties
+        ]
         outcome = next((v for k, v in report.user_properties if k == WIRE_KEY and isinstance(v, dict)), None)
         if outcome is not None:
             self.records[report.nodeid] = outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,35 @@ def test_replay_predictions_matching_no_task_are_warned_about_at_start(
     preds.write_text(json.dumps({"instance_id": "vllm-aaaaaaaa", "model_patch": ""}) + "\n")
     result = suite.runpytest("--collect-only", f"--isobench-agent=replay:{preds}", *dist)
     assert "IsobenchWarning" not in result.stdout.str()
+
+
+def test_help_gives_every_options_default_and_choices_and_the_environment(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--help")
+    assert result.ret == pytest.ExitCode.OK
+    text = result.stdout.str()
+    start = text.index("ISO-Bench:")
+    section = text[start : text.index("\n\n", start)]  # the group ends at a blank line
+    blocks = {}
+    for block in re.split(r"\n  (?=--isobench-)", section)[1:]:
+        flag = block.split("=", 1)[0].split()[0]
+        blocks[flag] = " ".join(block.split())
+    assert len(blocks) >= 20
+    for flag, block in blocks.items():
+        assert "default" in block, f"{flag} does not say its default: {block}"
+        assert "env: ISOBENCH_" in block, f"{flag} does not name its environment variable: {block}"
+    assert "local (default; trusted agents only), docker" in blocks["--isobench-backend"]
+    assert "none (default), or files" in blocks["--isobench-hints"]
+    assert "host (default): one measurement at a time" in blocks["--isobench-measure-lock"]
+    assert "(default 60)" in blocks["--isobench-judge-timeout"]
+    env = text[text.index("Environment variables (isobench):") :]
+    for name in (
+        "ISOBENCH_TASKS",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_API_KEY",
+        "DOCKER_HOST",
+    ):
+        assert f"\n  {name} " in env, name
 
 
 def test_conftest_can_register_an_agent(suite: pytest.Pytester) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -50,12 +51,21 @@ def test_human_passes_noop_fails_in_every_mode(suite: pytest.Pytester, dist: lis
     result.stdout.fnmatch_lines(["*toy-one: agent noop is worse than the human change on avg_latency*"])
 
 
-def test_outcome_reaches_json_report_and_outcomes_file(suite: pytest.Pytester, dist: list[str]) -> None:
+def test_outcome_reaches_json_report_junit_and_outcomes(suite: pytest.Pytester, dist: list[str]) -> None:
     result = suite.runpytest(
-        "--isobench-agent=noop", *FAST, *dist, "--json-report", "--json-report-file=r.json"
+        "--isobench-agent=noop",
+        *FAST,
+        *dist,
+        "--json-report",
+        "--json-report-file=r.json",
+        "--junitxml=j.xml",
     )
     result.assert_outcomes(failed=2)
     report = json.loads((suite.path / "r.json").read_text())
+    junit = ElementTree.parse(suite.path / "j.xml").getroot()
+    props = [p for p in junit.iter("property") if p.get("name") == "isobench"]
+    assert len(props) == 2
+    assert sorted(json.loads(p.get("value") or "")["task_id"] for p in props) == ["toy-one", "toy-two"]
     assert report["isobench"]["groups"] == [
         {
             "repo": "toy",
