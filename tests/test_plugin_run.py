@@ -147,6 +147,11 @@ def test_agent_failure_is_a_failure_and_infrastructure_trouble_an_error(suite: p
             " within its time budget; artifacts in */toy-one/replay-*",
         ]
     )
+    lines = result.outlines
+    header = next(i for i, line in enumerate(lines) if line.startswith("repo "))
+    cells = dict(zip(lines[header].split(), lines[header + 1].split(), strict=True))
+    assert (cells["tasks"], cells["failed"], cells["error"], cells["hard%"]) == ("2", "1", "1", "0.0")
+    assert cells["agent"].startswith("replay-") and f"= replay:{preds}" in lines[header + 2]
 
 
 def test_failure_message_gives_the_agents_exit_code_and_time_out(suite: pytest.Pytester) -> None:
