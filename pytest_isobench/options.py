@@ -90,7 +90,8 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("ANTHROPIC_BASE_URL", "endpoint of the anthropic:MODEL judge (default: Anthropic's API)"),
     ("OPENAI_API_KEY", "key of the openai:MODEL judge (any value for a local endpoint)"),
     ("OPENAI_BASE_URL", "endpoint of the openai:MODEL judge, e.g. a local vLLM (default: OpenAI's API)"),
-    ("HF_TOKEN", "Hugging Face token for gated models (docker backend)"),
+    ("HF_HOME", "the model cache without --isobench-model-cache (default: ~/.cache/huggingface)"),
+    ("HF_TOKEN", "Hugging Face token for gated models and datasets"),
     ("CUDA_VISIBLE_DEVICES", "local backend: the GPUs tasks may use"),
     ("DOCKER_HOST", "docker backend: the engine (default: unix:///var/run/docker.sock)"),
     (
