@@ -28,6 +28,7 @@ SUPERVISOR = Path(__file__).with_name("supervise.py")
 # How long a stopped supervisor may take to end its tree (it gives the tree 2 s, then kills).
 SUPERVISOR_WAIT_S = 10.0
 
+
 @dataclass(frozen=True)
 class RunResult:
     """How a command ended; output goes to files, not memory."""
