@@ -16,6 +16,10 @@ BACKEND_HELP = "sandbox backend the tasks run in"
 ROUNDS_HELP = "measured rounds per variant, after the warm-up"
 WARMUP_HELP = "warm-up runs per variant before the measured rounds"
 BUDGET_HELP = "agent time budget in minutes; the agent and all its children are killed when it runs out"
+CLONE_TIMEOUT_HELP = (
+    "minutes a clone or fetch of a task repository may take before it is killed (default 60);"
+    " git's HTTP transport also gives up after 2 minutes below 1 kB/s"
+)
 RUNS_DIR_HELP = "where runs write their artifacts (one folder per run id)"
 CACHE_DIR_HELP = "content-addressed cache: task repositories, baseline/human measurements"
 RUN_ID_HELP = "reuse a run id: finished stages of that run are kept, the rest resumes"
@@ -57,6 +61,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-rounds", "isobench_rounds", "string", ROUNDS_HELP),
     ("--isobench-warmup", "isobench_warmup", "string", WARMUP_HELP),
     ("--isobench-time-budget", "isobench_time_budget", "string", BUDGET_HELP),
+    ("--isobench-clone-timeout", "isobench_clone_timeout", "string", CLONE_TIMEOUT_HELP),
     ("--isobench-runs-dir", "isobench_runs_dir", "string", RUNS_DIR_HELP),
     ("--isobench-cache-dir", "isobench_cache_dir", "string", CACHE_DIR_HELP),
     ("--isobench-run-id", "isobench_run_id", "string", RUN_ID_HELP),
@@ -115,6 +120,7 @@ class Settings:
     measure_network: str = "host"
     prune: bool = False
     dataset_cache: Path | None = None  # None: <cache_dir>/datasets
+    clone_timeout_min: float = 60.0
 
     @property
     def dataset_dir(self) -> Path:
@@ -124,6 +130,10 @@ class Settings:
     @property
     def time_budget_s(self) -> float:
         return self.time_budget_min * 60.0
+
+    @property
+    def clone_timeout_s(self) -> float:
+        return self.clone_timeout_min * 60.0
 
     @property
     def work_dir(self) -> Path:
@@ -252,6 +262,7 @@ def resolve(config: pytest.Config) -> Settings:
         judges=_judge_specs(config, judges, judge_where),
         judge_prices=_judge_prices(config),
         dataset_cache=_optional_path(config, "isobench_dataset_cache"),
+        clone_timeout_min=_number(config, "isobench_clone_timeout", 60.0, float, 0.001),
         **_docker_settings(config),
     )
     if settings.backend == "docker":

@@ -133,7 +133,13 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     task = job.task
     check_inputs(task, job.settings.dataset_dir, job.settings.model_cache)  # before any clone or agent
     say("preparing the task repository")
-    repo = materialise(task, job.entry.path, job.settings.cache_dir / "repos")
+    repo = materialise(
+        task,
+        job.entry.path,
+        job.settings.cache_dir / "repos",
+        timeout_s=job.settings.clone_timeout_s,
+        progress=say,
+    )
     workspace = job.settings.work_dir / job.run_id / task.id / job.artifacts.name
     sandbox = job.sandbox_factory(SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say))
     try:
@@ -163,7 +169,13 @@ def _rejudge(job: Job, outcome: Outcome, say: Progress) -> None:
     """Judge a recorded outcome again; trouble leaves it as recorded, with the reason."""
     try:
         patch = (job.artifacts / "patch.diff").read_text(encoding="utf-8", errors="surrogateescape")
-        repo = materialise(job.task, job.entry.path, job.settings.cache_dir / "repos")
+        repo = materialise(
+            job.task,
+            job.entry.path,
+            job.settings.cache_dir / "repos",
+            timeout_s=job.settings.clone_timeout_s,
+            progress=say,
+        )
         _judge(job, repo, patch, outcome, say)
     except (RepoError, GitError, OSError) as exc:
         outcome.soft = {**outcome.soft, "error": f"could not judge again: {type(exc).__name__}: {exc}"}

@@ -166,3 +166,6 @@ def run(
     returncode = None if timed_out or stopped else process.popen.returncode
     duration = time.monotonic() - start
     return RunResult(returncode, timed_out, duration, stdout_path, stderr_path, stopped)
+
+
+__all__ = ["SUPERVISOR", "TOKEN_VAR", "Process", "RunResult", "kill_tree", "run"]
