@@ -20,6 +20,10 @@ CLONE_TIMEOUT_HELP = (
     "minutes a clone or fetch of a task repository may take before it is killed (default 60);"
     " git's HTTP transport also gives up after 2 minutes below 1 kB/s"
 )
+AGENT_DISK_HELP = (
+    "how much an agent may add to its working copy and logs, e.g. 5g (default 20g; none: no limit);"
+    " past it the agent is stopped (stop reason disk_limit) and its patch is discarded"
+)
 RUNS_DIR_HELP = "where runs write their artifacts (one folder per run id)"
 CACHE_DIR_HELP = "content-addressed cache: task repositories, baseline/human measurements"
 RUN_ID_HELP = "reuse a run id: finished stages of that run are kept, the rest resumes"
@@ -62,6 +66,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-warmup", "isobench_warmup", "string", WARMUP_HELP),
     ("--isobench-time-budget", "isobench_time_budget", "string", BUDGET_HELP),
     ("--isobench-clone-timeout", "isobench_clone_timeout", "string", CLONE_TIMEOUT_HELP),
+    ("--isobench-agent-disk", "isobench_agent_disk", "string", AGENT_DISK_HELP),
     ("--isobench-runs-dir", "isobench_runs_dir", "string", RUNS_DIR_HELP),
     ("--isobench-cache-dir", "isobench_cache_dir", "string", CACHE_DIR_HELP),
     ("--isobench-run-id", "isobench_run_id", "string", RUN_ID_HELP),
@@ -121,6 +126,7 @@ class Settings:
     prune: bool = False
     dataset_cache: Path | None = None  # None: <cache_dir>/datasets
     clone_timeout_min: float = 60.0
+    agent_disk_bytes: int | None = 20 * 1024**3
 
     @property
     def dataset_dir(self) -> Path:
@@ -263,6 +269,7 @@ def resolve(config: pytest.Config) -> Settings:
         judge_prices=_judge_prices(config),
         dataset_cache=_optional_path(config, "isobench_dataset_cache"),
         clone_timeout_min=_number(config, "isobench_clone_timeout", 60.0, float, 0.001),
+        agent_disk_bytes=_agent_disk(config),
         **_docker_settings(config),
     )
     if settings.backend == "docker":
@@ -273,6 +280,20 @@ def resolve(config: pytest.Config) -> Settings:
         except RuntimeError as exc:
             raise pytest.UsageError(f"--isobench-backend=docker: {exc}") from None
     return settings
+
+
+def _agent_disk(config: pytest.Config) -> int | None:
+    value, where = _raw(config, "isobench_agent_disk")
+    if value is None:
+        return 20 * 1024**3
+    if str(value).strip().lower() in ("none", "0"):
+        return None
+    from .sandbox.disk import parse_size
+
+    try:
+        return parse_size(str(value))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
 
 
 def _docker_settings(config: pytest.Config) -> dict[str, Any]:

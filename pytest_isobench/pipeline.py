@@ -266,6 +266,7 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
         log_dir=art,
         sandbox=sandbox,
         oracle_patch=lambda: oracle_patch(repo, job.task),
+        disk_limit_bytes=job.settings.agent_disk_bytes,
     )
     say(f"agent {job.agent_spec} at work (budget {job.settings.time_budget_min:g} min)")
     agent_run = job.agent.solve(ctx)
