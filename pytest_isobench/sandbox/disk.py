@@ -114,21 +114,21 @@ class DiskWatchdog:
 
 
 def cap_log(path: Path, cap_bytes: int = LOG_CAP_BYTES) -> int:
-    """Keep a log's first and last ``cap_bytes // 2`` bytes and a line saying what was cut; in place,
-    streaming (the file is never read whole). Returns the bytes cut (0: the log was within the cap)."""
+    """Keep at most ``cap_bytes`` of a log: its head, a line saying how much was cut, its tail. In place
+    and streaming (the file is never read whole). Returns the bytes cut (0: the log was within the cap)."""
     try:
         size = path.stat().st_size
     except OSError:
         return 0
     if size <= cap_bytes:
         return 0
-    head = tail = cap_bytes // 2
+    head = tail = max(0, cap_bytes - 200) // 2  # 200: room for the marker line, so the cap holds
     with path.open("r+b") as handle:
-        # Cut at line ends where there is one near the cut.
-        handle.seek(head)
-        rest_of_line = handle.read(4096)
-        if (newline := rest_of_line.find(b"\n")) >= 0:
-            head += newline + 1
+        # Cut at line ends where there is one near the cut (this only shortens head and tail).
+        handle.seek(max(0, head - 4096))
+        before = handle.read(head - max(0, head - 4096))
+        if (newline := before.rfind(b"\n")) >= 0:
+            head = max(0, head - 4096) + newline + 1
         handle.seek(size - tail)
         partial = handle.read(4096)
         if (newline := partial.find(b"\n")) >= 0:
