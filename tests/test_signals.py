@@ -112,10 +112,12 @@ def cleanup(root: Path) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("stage", ["agent", "serving"])
+@pytest.mark.parametrize("stage", ["agent", "serving", "agent-xdist"])
 def test_sigterm_runs_the_ctrl_c_cleanup(pytester: pytest.Pytester, marker: str, stage: str) -> None:
     flag = pytester.path / "started"
-    if stage == "agent":
+    if stage == "agent-xdist":
+        args = [agent_suite(pytester.path, marker, flag), "-n", "2"]
+    elif stage == "agent":
         args = [agent_suite(pytester.path, marker, flag)]
     else:
         serving_suite(pytester.path, marker, flag)
