@@ -92,7 +92,7 @@ class Process:
         kind: str = "server",
     ) -> None:
         self.token = uuid.uuid4().hex
-        argv = [sys.executable, "-I", str(SUPERVISOR), str(os.getpid()), "--", "/bin/sh", "-c", command]
+        argv = [sys.executable, "-I", "-S", str(SUPERVISOR), str(os.getpid()), "--", "/bin/sh", "-c", command]
         self.popen = subprocess.Popen(
             argv,
             cwd=cwd,

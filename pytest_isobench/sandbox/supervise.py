@@ -1,6 +1,6 @@
 """Run one command as a child subreaper, so that nothing it starts outlives it.
 
-    python -I supervise.py HARNESS_PID -- ARGV...
+    python -I -S supervise.py HARNESS_PID -- ARGV...
 
 The harness starts every long-lived command (an agent, a benchmark, a benchmark's server) under this
 small supervisor. On Linux it is a child subreaper (``PR_SET_CHILD_SUBREAPER``): a daemon the command
