@@ -11,7 +11,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from pytest_isobench.sandbox.procs import run
+import pytest
+
+from pytest_isobench.sandbox import reaper
+from pytest_isobench.sandbox.procs import Process, run
 
 
 def alive(pid: int) -> bool:
@@ -217,3 +220,22 @@ def test_cleanup_ends_what_a_killed_harness_and_supervisor_left(tmp_path: Path) 
         owner.wait(30)
         if owner.stdout is not None:
             owner.stdout.close()
+
+
+def test_sigterm_becomes_keyboard_interrupt_until_uninstalled(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    reaper.install(tmp_path / "outer")
+    reaper.install(tmp_path / "inner")  # pytest inside pytest: installs nest
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        process = Process("true", cwd=tmp_path, env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert [p.name for p in (tmp_path / "inner").iterdir()] == [f"{process.token}.json"]
+        process.stop()
+        assert not list((tmp_path / "inner").iterdir())
+    finally:
+        reaper.uninstall()
+    assert signal.getsignal(signal.SIGTERM) is reaper._on_sigterm  # the outer install still holds
+    reaper.uninstall()
+    assert signal.getsignal(signal.SIGTERM) is before
