@@ -163,3 +163,18 @@ def test_clone_timeout_reaches_the_run(
     assert not list((pytester.path / ".isobench" / "cache" / "repos").glob(".clone-*"))
     result = pytester.runpytest_subprocess(*args, "--isobench-clone-timeout=soon")
     result.stderr.fnmatch_lines(["*--isobench-clone-timeout: 'soon' is not a valid float*"])
+
+
+def test_fetch_of_missing_commits_from_a_silent_server_times_out(
+    tmp_path: Path, upstream: tuple[Path, str, str], silent_server: tuple[int, list[socket.socket]]
+) -> None:
+    repo, base, _ = upstream
+    port, accepted = silent_server
+    url = f"http://127.0.0.1:{port}/x.git"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    git("clone", "--bare", "-q", str(repo), str(cache / _slug(url)), cwd=tmp_path)  # cached, but stale
+    task = url_task(url, base, "e" * 40)
+    with pytest.raises(RepoError, match=r"fetching eeeeeeeeeeee from .* timed out after 2 s"):
+        materialise(task, tmp_path / "t.toml", cache, timeout_s=2)
+    assert accepted
