@@ -101,13 +101,20 @@ def _summarize(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from .sandbox.engine import EngineUnavailable, cleanup_main
+    from .sandbox import reaper
 
-    try:
-        return cleanup_main(args.run_id, dry_run=args.dry_run, force=args.force)
-    except EngineUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    status = 0
+    if args.backend in ("all", "local"):
+        status = reaper.cleanup_main(Path(args.cache_dir), dry_run=args.dry_run, force=args.force)
+    if args.backend in ("all", "docker"):
+        from .sandbox.engine import EngineUnavailable, cleanup_main
+
+        try:
+            status = max(status, cleanup_main(args.run_id, dry_run=args.dry_run, force=args.force))
+        except EngineUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return status
 
 
 def select_tasks(
@@ -202,9 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--format", choices=("text", "json"), default="text")
     summary.set_defaults(func=_summarize)
     clean = sub.add_parser(
-        "cleanup", help="remove the docker backend's leftover containers, networks, volumes"
+        "cleanup",
+        help="end the local backend's leftover processes (after a killed pytest); remove the docker"
+        " backend's leftover containers, networks, volumes",
     )
-    clean.add_argument("--run-id", help="only this run's (default: every earlier run's)")
+    clean.add_argument(
+        "--backend", choices=("all", "local", "docker"), default="all", help="which leftovers (default: all)"
+    )
+    clean.add_argument(
+        "--cache-dir",
+        default=os.environ.get("ISOBENCH_CACHE_DIR") or ".isobench/cache",
+        help="local: the cache folder of the runs (--isobench-cache-dir; default: .isobench/cache)",
+    )
+    clean.add_argument("--run-id", help="docker: only this run's (default: every earlier run's)")
     clean.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     clean.add_argument("--force", action="store_true", help="also what a still-running pytest process owns")
     clean.set_defaults(func=_cleanup)

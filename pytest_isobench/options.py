@@ -43,6 +43,14 @@ HINTS_HELP = (
     "what the prompt adds to the description: none (default), or files (the target files, as the"
     " original runs)"
 )
+CLONE_TIMEOUT_HELP = (
+    "minutes a clone or fetch of a task repository may take before it is killed (default 60);"
+    " git's HTTP transport also gives up after 2 minutes below 1 kB/s"
+)
+AGENT_DISK_HELP = (
+    "how much an agent may add to its working copy and logs, e.g. 5g (default 20g; none: no limit);"
+    " past it the agent is stopped (stop reason disk_limit) and its patch is discarded"
+)
 JUDGE_HELP = "soft-metric judges, comma-separated: overlap, anthropic:MODEL, openai:MODEL (default: none)"
 JUDGE_TIMEOUT_HELP = "seconds a model judge waits for each HTTP attempt before giving up on it (default 60)"
 JUDGE_RETRIES_HELP = "retries of a model judge's HTTP request after a timeout, 429 or 5xx (default 2)"
@@ -119,6 +127,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-rounds", "isobench_rounds", "string", ROUNDS_HELP),
     ("--isobench-warmup", "isobench_warmup", "string", WARMUP_HELP),
     ("--isobench-time-budget", "isobench_time_budget", "string", BUDGET_HELP),
+    ("--isobench-clone-timeout", "isobench_clone_timeout", "string", CLONE_TIMEOUT_HELP),
+    ("--isobench-agent-disk", "isobench_agent_disk", "string", AGENT_DISK_HELP),
     ("--isobench-runs-dir", "isobench_runs_dir", "string", RUNS_DIR_HELP),
     ("--isobench-cache-dir", "isobench_cache_dir", "string", CACHE_DIR_HELP),
     ("--isobench-run-id", "isobench_run_id", "string", RUN_ID_HELP),
@@ -181,6 +191,8 @@ class Settings:
     measure_network: str = "host"
     prune: bool = False
     dataset_cache: Path | None = None  # None: <cache_dir>/datasets
+    clone_timeout_min: float = 60.0
+    agent_disk_bytes: int | None = 20 * 1024**3
 
     @property
     def dataset_dir(self) -> Path:
@@ -190,6 +202,10 @@ class Settings:
     @property
     def time_budget_s(self) -> float:
         return self.time_budget_min * 60.0
+
+    @property
+    def clone_timeout_s(self) -> float:
+        return self.clone_timeout_min * 60.0
 
     @property
     def work_dir(self) -> Path:
@@ -331,6 +347,8 @@ def resolve(config: pytest.Config) -> Settings:
         dataset_cache=_optional_path(config, "isobench_dataset_cache"),
         judge_timeout_s=_number(config, "isobench_judge_timeout", 60.0, float, 0.001),
         judge_retries=_number(config, "isobench_judge_retries", 2, int, 0),
+        clone_timeout_min=_number(config, "isobench_clone_timeout", 60.0, float, 0.001),
+        agent_disk_bytes=_agent_disk(config),
         **_docker_settings(config),
     )
     if settings.backend == "docker":
@@ -341,6 +359,20 @@ def resolve(config: pytest.Config) -> Settings:
         except RuntimeError as exc:
             raise pytest.UsageError(f"--isobench-backend=docker: {exc}") from None
     return settings
+
+
+def _agent_disk(config: pytest.Config) -> int | None:
+    value, where = _raw(config, "isobench_agent_disk")
+    if value is None:
+        return 20 * 1024**3
+    if str(value).strip().lower() in ("none", "0"):
+        return None
+    from .sandbox.disk import parse_size
+
+    try:
+        return parse_size(str(value))
+    except ValueError as exc:
+        raise pytest.UsageError(f"{where}: {exc}") from None
 
 
 def _docker_settings(config: pytest.Config) -> dict[str, Any]:

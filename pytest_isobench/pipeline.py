@@ -124,7 +124,13 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     task = job.task
     check_inputs(task, job.settings.dataset_dir, job.settings.model_cache)  # before any clone or agent
     say("preparing the task repository")
-    repo = materialise(task, job.entry.path, job.settings.cache_dir / "repos")
+    repo = materialise(
+        task,
+        job.entry.path,
+        job.settings.cache_dir / "repos",
+        timeout_s=job.settings.clone_timeout_s,
+        progress=say,
+    )
     workspace = job.settings.work_dir / job.run_id / task.id / job.artifacts.name
     sandbox = job.sandbox_factory(SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say))
     try:
@@ -154,7 +160,13 @@ def _rejudge(job: Job, outcome: Outcome, say: Progress) -> None:
     """Judge a recorded outcome again; trouble leaves it as recorded, with the reason."""
     try:
         patch = (job.artifacts / "patch.diff").read_text(encoding="utf-8", errors="surrogateescape")
-        repo = materialise(job.task, job.entry.path, job.settings.cache_dir / "repos")
+        repo = materialise(
+            job.task,
+            job.entry.path,
+            job.settings.cache_dir / "repos",
+            timeout_s=job.settings.clone_timeout_s,
+            progress=say,
+        )
         _judge(job, repo, patch, outcome, say)
     except (RepoError, GitError, OSError) as exc:
         outcome.soft = {**outcome.soft, "error": f"could not judge again: {type(exc).__name__}: {exc}"}
@@ -247,6 +259,7 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
         log_dir=art,
         sandbox=sandbox,
         oracle_patch=lambda: oracle_patch(repo, job.task),
+        disk_limit_bytes=job.settings.agent_disk_bytes,
     )
     say(f"agent {job.agent_spec} at work (budget {job.settings.time_budget_min:g} min)")
     agent_run = job.agent.solve(ctx)

@@ -24,6 +24,7 @@ from .options import resolve
 from .progress import install as install_progress
 from .progress import uninstall as uninstall_progress
 from .report import RunCollector
+from .sandbox import reaper
 from .sandbox.base import sandbox_registry
 from .tasks import BrokenTaskFile, LoadedTask, load_catalog
 
@@ -41,6 +42,8 @@ def configure(config: pytest.Config) -> None:
     """Resolve everything once per process; errors in options are usage errors."""
     settings = resolve(config)
     config.stash[SETTINGS_KEY] = settings
+    # SIGTERM runs the Ctrl-C cleanup; supervised commands leave records `cleanup` can act on.
+    reaper.install(settings.cache_dir / reaper.RECORDS)
     catalog = load_catalog(settings.task_roots)
     config.stash[CATALOG_KEY] = catalog
     for line in marker_lines(catalog):
@@ -87,7 +90,11 @@ def warn_unmatched_predictions(config: pytest.Config) -> None:
 
 
 def unconfigure(config: pytest.Config) -> None:
-    end_sandbox_session(config)
+    try:
+        end_sandbox_session(config)
+    finally:
+        if SETTINGS_KEY in config.stash:
+            reaper.uninstall()
     uninstall_progress(config)
     collector = config.stash.get(COLLECTOR_KEY, None)
     if collector is not None:

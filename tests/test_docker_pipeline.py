@@ -78,6 +78,20 @@ def test_the_time_budget_stops_a_runaway_agent(tmp_path: Path, toy: Path) -> Non
     assert engine.count_containers(job.run_id) == 0
 
 
+def test_an_agent_past_its_disk_limit_is_stopped(tmp_path: Path, toy: Path) -> None:
+    """It writes through the bind mount; the watchdog on the host side stops it (and its container)."""
+    writer = (
+        "command:i=0; while [ $i -lt 200 ]; do head -c 1048576 /dev/zero > junk$i.bin; i=$((i+1)); done;"
+        " sleep 600"
+    )
+    job = docker_job(tmp_path, toy, writer, agent_disk_bytes=5 * 1024 * 1024, time_budget_min=20)
+    outcome = run_job(job)
+    assert outcome.agent_run["stop_reason"] == "disk_limit" and not outcome.timed_out
+    assert outcome.agent_run["disk_grown_bytes"] > 5 * 1024 * 1024
+    assert outcome.patch["empty"] is True  # discarded, never diffed
+    assert engine.count_containers(job.run_id) == 0
+
+
 def test_containers_are_removed_after_an_infrastructure_failure(tmp_path: Path) -> None:
     broken = write_source_task(tmp_path / "tasks", "toy-broken", command="python -c 'raise SystemExit(3)'")
     job = docker_job(tmp_path, broken, "noop")

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-from pytest_isobench.sandbox.procs import run
+import pytest
+
+from pytest_isobench.sandbox import reaper
+from pytest_isobench.sandbox.procs import Process, run
 
 
 def alive(pid: int) -> bool:
@@ -64,3 +72,170 @@ def test_output_goes_to_files(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert result.stdout() == "out\n" and result.stderr_tail() == "err"
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float = 60) -> bool:
+    """Poll until ``predicate`` holds (bounded; a loaded machine only makes it slower)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def marked(marker: str) -> list[int]:
+    """Live processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+SLEEPER = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(1000)\n"
+
+
+def daemon_command(pids: Path, marker: str) -> str:
+    """A daemon that leaves the session and clears its environment (so no token finds it)."""
+    script = pids.with_name("sleeper.py")
+    script.write_text(SLEEPER)
+    return f"setsid sh -c 'env -i {sys.executable} {script} {pids} {marker} &'"
+
+
+def test_daemon_that_clears_its_environment_is_stopped(tmp_path: Path) -> None:
+    pids, marker = tmp_path / "pids", f"isobench-marker-{uuid.uuid4().hex}"
+    result = run(
+        f"{daemon_command(pids, marker)}; while [ ! -s {pids} ]; do sleep 0.05; done",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout_s=60,
+        stdout_path=tmp_path / "out",
+        stderr_path=tmp_path / "err",
+    )
+    assert result.returncode == 0, result.stderr_tail()
+    assert not alive(int(pids.read_text()))
+    assert wait_for(lambda: not marked(marker), 10)
+
+
+def test_timeout_stops_a_daemon_that_clears_its_environment(tmp_path: Path) -> None:
+    pids, marker = tmp_path / "pids", f"isobench-marker-{uuid.uuid4().hex}"
+    result = run(
+        f"{daemon_command(pids, marker)}; while [ ! -s {pids} ]; do sleep 0.05; done; sleep 300",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout_s=3,
+        stdout_path=tmp_path / "out",
+        stderr_path=tmp_path / "err",
+    )
+    assert result.timed_out
+    assert pids.exists() and not alive(int(pids.read_text()))
+
+
+def test_exit_status_of_a_signalled_command_is_kept(tmp_path: Path) -> None:
+    result = run(
+        "kill -9 $$",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout_s=30,
+        stdout_path=tmp_path / "o",
+        stderr_path=tmp_path / "e",
+    )
+    assert result.returncode == -9 and not result.timed_out
+
+
+def test_stop_check_ends_the_command_with_its_reason(tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    result = run(
+        f"touch {flag}; sleep 300",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout_s=120,
+        stdout_path=tmp_path / "o",
+        stderr_path=tmp_path / "e",
+        stop_check=lambda: "too_big" if flag.exists() else None,
+        check_every_s=0.1,
+    )
+    assert result.stopped == "too_big" and result.returncode is None and not result.timed_out
+
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from pytest_isobench.sandbox import reaper
+from pytest_isobench.sandbox.procs import Process
+reaper.install(Path(sys.argv[1]))
+process = Process(sys.argv[2], cwd=Path.cwd(), env={"PATH": "/usr/bin:/bin"}, stdout=sys.stderr.buffer,
+                  stderr=sys.stderr.buffer)
+print(process.popen.pid, flush=True)
+time.sleep(1000)
+"""
+
+
+def test_cleanup_ends_what_a_killed_harness_and_supervisor_left(tmp_path: Path) -> None:
+    """The double fault: the harness and the supervisor both die by SIGKILL; the records remain."""
+    records, marker = tmp_path / "cache" / "procs", f"isobench-marker-{uuid.uuid4().hex}"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(records), f"sleep 1000 & sleep 1001; : {marker}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        supervisor = int(owner.stdout.readline())
+        assert wait_for(lambda: bool(set(marked(marker)) - {supervisor}))  # the shell, waiting
+        assert len(list(records.glob("*.json"))) == 1
+        kept = subprocess.run(
+            [sys.executable, "-m", "pytest_isobench", "cleanup", "--backend=local", "--cache-dir", "cache"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "kept server" in kept.stdout and marked(marker)  # its harness is alive: not touched
+        os.kill(supervisor, signal.SIGKILL)
+        owner.kill()
+        owner.wait(30)
+        left = marked(marker)
+        assert left
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_isobench", "cleanup", "--backend=local", "--cache-dir", "cache"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert f"ended local process {left[0]}" in done.stdout
+        assert wait_for(lambda: not marked(marker), 10)
+        assert not list(records.glob("*.json"))
+    finally:
+        owner.kill()
+        owner.wait(30)
+        if owner.stdout is not None:
+            owner.stdout.close()
+
+
+def test_sigterm_becomes_keyboard_interrupt_until_uninstalled(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    reaper.install(tmp_path / "outer")
+    reaper.install(tmp_path / "inner")  # pytest inside pytest: installs nest
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        process = Process("true", cwd=tmp_path, env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert [p.name for p in (tmp_path / "inner").iterdir()] == [f"{process.token}.json"]
+        process.stop()
+        assert not list((tmp_path / "inner").iterdir())
+    finally:
+        reaper.uninstall()
+    assert signal.getsignal(signal.SIGTERM) is reaper._on_sigterm  # the outer install still holds
+    reaper.uninstall()
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_isobench.sandbox.gitutil import git
-from pytest_isobench.sandbox.repos import RepoError, materialise
+from pytest_isobench.sandbox.repos import RepoError, _slug, materialise
 from pytest_isobench.tasks import Task
-from support import load, write_source_task
+from support import ANCHOR, load, write_source_task
 from test_task_models import GOOD
 
 
@@ -89,3 +93,88 @@ def test_bundled_catalog_collects_at_the_repo_root(pytester: pytest.Pytester) ->
     assert count("-m", "vllm") == 39
     assert count("-m", "smoke") == 3
     assert 0 < count("-m", "vllm and serving") < 39
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[int, list[socket.socket]]]:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            with contextlib.suppress(OSError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], accepted
+    done.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_clone_from_a_server_that_never_answers_times_out(
+    tmp_path: Path, silent_server: tuple[int, list[socket.socket]]
+) -> None:
+    port, accepted = silent_server
+    task = url_task(f"http://isobench:s3cret-token@127.0.0.1:{port}/x.git", "a" * 40, "b" * 40)
+    cache, lines = tmp_path / "cache", []
+    with pytest.raises(RepoError, match=r"timed out after 3 s with no answer") as raised:
+        materialise(task, tmp_path / "t.toml", cache, timeout_s=3, progress=lines.append)
+    assert accepted  # git reached the server, which kept silent
+    assert not list(cache.glob(".clone-*"))  # the temporary clone is gone
+    assert "--isobench-clone-timeout" in str(raised.value)
+    assert "s3cret-token" not in str(raised.value) + "".join(lines)
+
+
+def test_clone_reports_progress_and_leaves_no_temporary_folder(
+    tmp_path: Path, upstream: tuple[Path, str, str]
+) -> None:
+    repo, base, human = upstream
+    cache, lines = tmp_path / "cache", []
+    cache.mkdir()
+    url = f"file://{repo}"
+    stale = cache / f".clone-{_slug(str(repo))}-killed"  # left by a clone that was killed
+    stale.mkdir()
+    materialise(url_task(url, base, human), tmp_path / "t.toml", cache, progress=lines.append)
+    assert lines and all(line.startswith(f"cloning {url} for task vllm-ad8d696a: ") for line in lines)
+    assert not list(cache.glob(".clone-*"))
+
+
+def test_clone_timeout_reaches_the_run(
+    pytester: pytest.Pytester, silent_server: tuple[int, list[socket.socket]]
+) -> None:
+    port, _ = silent_server
+    text = GOOD.replace("https://github.com/vllm-project/vllm", f"http://127.0.0.1:{port}/x.git")
+    (pytester.path / "tasks" / "vllm").mkdir(parents=True)
+    (pytester.path / "tasks" / "vllm" / "vllm-ad8d696a.toml").write_text(text.replace("gpus = 2", "gpus = 0"))
+    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
+    args = ("--isobench-agent=noop", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*args, "--isobench-clone-timeout=0.05")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cannot clone http://127.0.0.1:*timed out after 3 s*"])
+    assert not list((pytester.path / ".isobench" / "cache" / "repos").glob(".clone-*"))
+    result = pytester.runpytest_subprocess(*args, "--isobench-clone-timeout=soon")
+    result.stderr.fnmatch_lines(["*--isobench-clone-timeout: 'soon' is not a valid float*"])
+
+
+def test_fetch_of_missing_commits_from_a_silent_server_times_out(
+    tmp_path: Path, upstream: tuple[Path, str, str], silent_server: tuple[int, list[socket.socket]]
+) -> None:
+    repo, base, _ = upstream
+    port, accepted = silent_server
+    url = f"http://127.0.0.1:{port}/x.git"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    git("clone", "--bare", "-q", str(repo), str(cache / _slug(url)), cwd=tmp_path)  # cached, but stale
+    task = url_task(url, base, "e" * 40)
+    with pytest.raises(RepoError, match=r"fetching eeeeeeeeeeee from .* timed out after 2 s"):
+        materialise(task, tmp_path / "t.toml", cache, timeout_s=2)
+    assert accepted

@@ -26,6 +26,8 @@ class SolveContext:
     sandbox: Sandbox
     # The human change (base..human). Only the oracle agent may use it; it is never in the prompt.
     oracle_patch: Callable[[], str]
+    # How much the agent may add to its working copy and logs (None: no limit); see sandbox/disk.py.
+    disk_limit_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..results import jsonl_objects
+from ..sandbox.disk import DISK_LIMIT, DiskWatchdog, cap_log
 from ..sandbox.gitutil import git
+from ..sandbox.procs import RunResult
 from .base import AgentRun, SolveContext
 
 
@@ -141,20 +143,47 @@ class CommandAgent:
             ISOBENCH_PROMPT_FILE=str(ctx.prompt_file),
             ISOBENCH_WORKDIR=str(ctx.workdir),
         )
-        result = ctx.sandbox.run(
-            self.command,
-            cwd=ctx.workdir,
-            env=env,
-            timeout_s=ctx.time_budget_s,
-            stdout_path=ctx.log_dir / "agent.stdout.txt",
-            stderr_path=ctx.log_dir / "agent.stderr.txt",
-        )
+        logs = [ctx.log_dir / "agent.stdout.txt", ctx.log_dir / "agent.stderr.txt"]
+        for log in logs:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.touch()
+        with DiskWatchdog([ctx.workdir, *logs], ctx.disk_limit_bytes) as watchdog:
+            result = ctx.sandbox.run(
+                self.command,
+                cwd=ctx.workdir,
+                env=env,
+                timeout_s=ctx.time_budget_s,
+                stdout_path=logs[0],
+                stderr_path=logs[1],
+                stop_check=watchdog.check,
+            )
         return AgentRun(
             returncode=result.returncode,
             timed_out=result.timed_out,
             duration_s=result.duration_s,
-            info={"command": self.command},
+            patch="" if result.stopped == DISK_LIMIT else None,
+            info={"command": self.command, **stop_info(result, watchdog, logs)},
         )
+
+
+def stop_info(result: RunResult, watchdog: DiskWatchdog, logs: list[Path]) -> dict[str, Any]:
+    """Why the harness stopped an agent (``stop_reason``: timeout or disk_limit), and what its logs lost.
+
+    An agent stopped at its disk limit gets no patch: the harness does not diff what may be gigabytes.
+    """
+    info: dict[str, Any] = {}
+    if result.stopped is not None:
+        info["stop_reason"] = result.stopped
+    elif result.timed_out:
+        info["stop_reason"] = "timeout"
+    if result.stopped == DISK_LIMIT:
+        info["disk_limit_bytes"] = watchdog.limit_bytes
+        info["disk_grown_bytes"] = watchdog.grown_bytes
+        info["patch"] = "discarded: the agent passed its disk limit"
+    cut = {log.name: n for log in logs if (n := cap_log(log))}
+    if cut:
+        info["log_bytes_cut"] = cut
+    return info
 
 
 __all__ = ["CommandAgent", "HumanAgent", "NoopAgent", "ReplayAgent", "load_predictions"]

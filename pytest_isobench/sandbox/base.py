@@ -69,8 +69,13 @@ class Sandbox(Protocol):
         stdout_path: Path,
         stderr_path: Path,
         stdin_path: Path | None = None,
+        stop_check: Callable[[], str | None] | None = None,
     ) -> RunResult:
-        """Run a shell command to completion or until its time limit (then kill it and its children)."""
+        """Run a shell command to completion or until its time limit (then kill it and its children).
+
+        ``stop_check``, asked every second or so while the command runs, may return a reason to stop it
+        early (the result's ``stopped``), as the disk watchdog does.
+        """
         ...
 
     def start(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Process:

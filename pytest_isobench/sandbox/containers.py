@@ -159,6 +159,7 @@ class Container:
         err: IO[bytes],
         stdin_file: str | None = None,
         on_timeout: Callable[[str], None] | None = None,
+        stop_check: Callable[[], str | None] | None = None,
     ) -> tuple[int | None, bool, float]:
         """Run a shell command under the token wrapper; see ``stream``."""
         token = uuid.uuid4().hex
@@ -172,6 +173,7 @@ class Container:
             out=out,
             err=err,
             on_timeout=on_timeout,
+            stop_check=stop_check,
         )
 
     def stream(
@@ -186,10 +188,12 @@ class Container:
         out: IO[bytes],
         err: IO[bytes],
         on_timeout: Callable[[str], None] | None = None,
+        stop_check: Callable[[], str | None] | None = None,
     ) -> tuple[int | None, bool, float]:
         """Run to completion or ``timeout_s``; then ``on_timeout(token)`` (default: kill by token).
 
-        Returns (exit code or None when timed out, timed out, seconds).
+        ``stop_check`` (asked every second) returning a reason ends the command as a time limit does.
+        Returns (exit code or None when timed out or stopped, timed out or stopped, seconds).
         """
         start = time.monotonic()
         exec_id, sock = self._exec_socket(argv, user=user, env=env, workdir=workdir)
@@ -197,7 +201,11 @@ class Container:
         reader.start()
         timed_out = False
         try:
-            reader.join(timeout_s)
+            deadline = start + timeout_s
+            while reader.is_alive() and time.monotonic() < deadline:
+                reader.join(min(1.0, deadline - time.monotonic()) if stop_check else timeout_s)
+                if stop_check is not None and reader.is_alive() and stop_check() is not None:
+                    break
             if reader.is_alive():
                 timed_out = True
                 (on_timeout or (lambda t: self.kill_token(t, user)))(token)

@@ -27,7 +27,7 @@ import secrets
 import shutil
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -386,6 +386,7 @@ class DockerSandbox:
         stdout_path: Path,
         stderr_path: Path,
         stdin_path: Path | None = None,
+        stop_check: Callable[[], str | None] | None = None,
     ) -> RunResult:
         box, is_agent = self._box_for(cwd)
         outputs = self._copy_in(box, self._named_paths(command, env))
@@ -396,6 +397,7 @@ class DockerSandbox:
         stdout_path.parent.mkdir(parents=True, exist_ok=True)
         # The agent's budget is enforced by killing its whole container (everything it started goes).
         on_timeout = (lambda _token: box.restart()) if is_agent else None
+        stopped: list[str] = []  # the reason stop_check gave, once it gave one
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
             code, timed_out, duration = box.run_command(
                 command,
@@ -407,8 +409,11 @@ class DockerSandbox:
                 err=err,
                 stdin_file=stdin_file,
                 on_timeout=on_timeout,
+                stop_check=None if stop_check is None else lambda: _remember(stop_check, stopped),
             )
         self._copy_out(box, outputs)
+        if stopped:  # stopped early like at a time limit, for the reason stop_check gave
+            return RunResult(None, False, duration, stdout_path, stderr_path, stopped[0])
         return RunResult(None if timed_out else code, timed_out, duration, stdout_path, stderr_path)
 
     def start(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Process:
@@ -461,3 +466,11 @@ class DockerSandbox:
                 self.lease = None
             if not self.settings.keep_work:
                 shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def _remember(check: Callable[[], str | None], reasons: list[str]) -> str | None:
+    """Ask ``check``; keep the reason it gives in ``reasons``."""
+    reason = check()
+    if reason is not None:
+        reasons.append(reason)
+    return reason

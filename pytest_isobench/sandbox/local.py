@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .base import PatchDoesNotApply, SandboxError, SandboxSpec
@@ -161,6 +161,7 @@ class LocalSandbox:
         stdout_path: Path,
         stderr_path: Path,
         stdin_path: Path | None = None,
+        stop_check: Callable[[], str | None] | None = None,
     ) -> RunResult:
         return run(
             command,
@@ -170,6 +171,7 @@ class LocalSandbox:
             stdout_path=stdout_path,
             stderr_path=stderr_path,
             stdin_path=stdin_path,
+            stop_check=stop_check,
         )
 
     def start(self, command: str, *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Process:

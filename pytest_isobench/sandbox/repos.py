@@ -13,13 +13,13 @@ import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..tasks import Task
 from .base import LeakError
-from .gitutil import GitError, git, has_object
+from .gitutil import GitError, GitTimeout, git, git_with_progress, has_object, redact_url
 
 SCRATCH_NAMES = ("__pycache__", ".pytest_cache", ".mypy_cache")
 
@@ -40,11 +40,29 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def materialise(task: Task, task_file: Path, cache_dir: Path) -> Path:
-    """The git directory (under ``cache_dir``) of a repository holding the task's base and human commits."""
+# Cloning a real task repository (vLLM: about 1 GB) takes minutes; a server that stops answering
+# must not hang the run.
+DEFAULT_CLONE_TIMEOUT_S = 3600.0
+# Below this many bytes per second for LOW_SPEED_TIME_S, git's HTTP transport gives up by itself.
+LOW_SPEED_LIMIT = 1000
+LOW_SPEED_TIME_S = 120
+
+
+def materialise(
+    task: Task,
+    task_file: Path,
+    cache_dir: Path,
+    *,
+    timeout_s: float = DEFAULT_CLONE_TIMEOUT_S,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """The git directory (under ``cache_dir``) of a repository holding the task's base and human commits.
+
+    A clone or fetch past ``timeout_s`` is killed (RepoError); ``progress`` gets git's progress lines.
+    """
     if task.source is not None:
         return _build_from_source(task, task_file, cache_dir)
-    return _clone(task, cache_dir)
+    return _clone(task, cache_dir, timeout_s=timeout_s, progress=progress)
 
 
 def _slug(url: str) -> str:
@@ -52,35 +70,67 @@ def _slug(url: str) -> str:
     return f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:10]}.git"
 
 
-def _clone(task: Task, cache_dir: Path) -> Path:
+def _clone(task: Task, cache_dir: Path, *, timeout_s: float, progress: Callable[[str], None] | None) -> Path:
     assert task.repo_url is not None
     url = task.repo_url.removeprefix("file://") if task.repo_url.startswith("file://") else task.repo_url
+    shown = redact_url(task.repo_url)
     if not re.match(r"^[a-z][a-z0-9+.-]*://", url) and not url.startswith("git@"):
         local = Path(url).expanduser()
         if not local.exists():
-            raise RepoError(
-                f"repo_url {task.repo_url!r} of task {task.id} is neither a URL nor an existing path"
-            )
+            raise RepoError(f"repo_url {shown!r} of task {task.id} is neither a URL nor an existing path")
         url = str(local.resolve())
     dest = cache_dir / _slug(url)
+    speed = ("-c", f"http.lowSpeedLimit={LOW_SPEED_LIMIT}", "-c", f"http.lowSpeedTime={LOW_SPEED_TIME_S}")
+    hint = "check the URL and the network, or raise --isobench-clone-timeout (minutes)"
     with file_lock(cache_dir / (dest.name + ".lock")):
         if not (dest / "HEAD").exists():
-            tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=cache_dir))
+            # Under the lock no one else clones this repository: a temporary folder left by a killed
+            # earlier clone can go.
+            for stale in cache_dir.glob(f".clone-{dest.name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".clone-{dest.name}-", dir=cache_dir))
             try:
-                git("clone", "--bare", "--quiet", url, str(tmp / "repo.git"), cwd=cache_dir)
+                git_with_progress(
+                    *speed,
+                    "clone",
+                    "--bare",
+                    "--progress",
+                    url,
+                    str(tmp / "repo.git"),
+                    cwd=cache_dir,
+                    timeout_s=timeout_s,
+                    what=f"cloning {shown} for task {task.id}",
+                    progress=progress,
+                )
+                (tmp / "repo.git").rename(dest)
             except GitError as exc:
+                raise RepoError(f"cannot clone {shown} for task {task.id}: {exc}; {hint}") from exc
+            finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise RepoError(f"cannot clone {task.repo_url} for task {task.id}: {exc}") from exc
-            (tmp / "repo.git").rename(dest)
-            shutil.rmtree(tmp, ignore_errors=True)
         missing = [c for c in (task.base_commit, task.human_commit) if not has_object(c + "^{commit}", dest)]
         if missing:
-            fetched = git("fetch", "--quiet", url, *missing, cwd=dest, check=False)
+            why = "fetch gave no error"
+            try:
+                git_with_progress(
+                    *speed,
+                    "fetch",
+                    "--progress",
+                    url,
+                    *missing,
+                    cwd=dest,
+                    timeout_s=timeout_s,
+                    what=f"fetching {', '.join(c[:12] for c in missing)} from {shown}",
+                    progress=progress,
+                )
+            except GitTimeout as exc:
+                raise RepoError(f"task {task.id}: {exc}; {hint}") from exc
+            except GitError as exc:
+                why = str(exc)
             still = [c for c in missing if not has_object(c + "^{commit}", dest)]
             if still:
                 raise RepoError(
-                    f"task {task.id}: commit(s) {', '.join(still)} not found in {task.repo_url}"
-                    f" ({fetched.stderr.strip() or 'fetch gave no error'}); check base_commit/human_commit"
+                    f"task {task.id}: commit(s) {', '.join(still)} not found in {shown}"
+                    f" ({why}); check base_commit/human_commit"
                 )
     return dest
 
