@@ -26,6 +26,34 @@ class PatchDoesNotApply(Exception):
     """The agent's patch does not apply cleanly to the base tree (hard verdict: failed)."""
 
 
+class WorkdirDestroyed(Exception):
+    """The agent left no working copy the harness can diff: it deleted it, filled the disk or broke
+    git in it. Its failure (hard verdict ``failed`` with ``reason``), not an infrastructure error."""
+
+    def __init__(self, message: str, reason: str = "workdir_destroyed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_workdir(workdir: Path) -> None:
+    """Raise WorkdirDestroyed when the working copy is gone, not a folder, unreadable or empty."""
+    if workdir.is_symlink() or not workdir.is_dir():
+        raise WorkdirDestroyed(f"the agent's working copy {workdir} is gone")
+    try:
+        names = [path.name for path in workdir.iterdir()]
+    except OSError as exc:
+        raise WorkdirDestroyed(f"the agent's working copy {workdir} cannot be read: {exc}") from None
+    if not [name for name in names if name != ".git"]:
+        raise WorkdirDestroyed(f"the agent's working copy {workdir} is empty: every file was deleted")
+
+
+def diff_failed(error: Exception) -> WorkdirDestroyed:
+    """The harness's diff of a working copy failed: what the agent did to it (disk full, or else)."""
+    message = f"the harness cannot diff the agent's working copy: {error}"
+    full = "No space left on device" in str(error) or "ENOSPC" in str(error)
+    return WorkdirDestroyed(message, "disk_full" if full else "workdir_destroyed")
+
+
 @dataclass(frozen=True)
 class SandboxSpec:
     """What a backend needs to set one task up."""
