@@ -69,7 +69,7 @@ def test_an_engine_that_does_less_work_fails_with_workload_changed(tmp_path: Pat
     human = {**base, "work.py": base["work.py"].replace("0.06", "0.02")}
     toy = write_source_task(tmp_path / "tasks", "toy-sleep", base=base, human=human, timeout_s=10)
     # faster, because it generates half the tokens: a win on latency, not the same benchmark
-    cheat = "command:sed -i -e s/0.06/0.01/ -e s/TOKENS = 48/TOKENS = 24/ work.py"
+    cheat = "command:sed -i -e s/0.06/0.01/ -e 's/TOKENS = 48/TOKENS = 24/' work.py"
     outcome = run_job(job(tmp_path, toy, cheat, rounds=2, warmup=0))
     assert outcome.hard == "failed" and outcome.hard_reason == "workload_changed", outcome.measured
     assert outcome.measured["workload"]["changed"] == {"total_output_tokens": {"human": 48, "agent": 24}}
@@ -119,7 +119,8 @@ def test_a_full_disk_is_the_agents_failure(tmp_path: Path) -> None:
         toy = write_source_task(tmp_path / "tasks", "toy-sleep", timeout_s=10)
         fill = "command:head -c 100000000 /dev/urandom > fill.bin; true"
         outcome = run_job(job(tmp_path, toy, fill, cache_dir=disk / "cache"))
-        assert outcome.status == "ok" and outcome.hard == "failed" and outcome.hard_reason == "disk_full"
+        assert outcome.status == "ok" and outcome.hard == "failed", outcome.agent_run
+        assert outcome.hard_reason == "disk_full", outcome.agent_run
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +49,15 @@ def check_workdir(workdir: Path) -> None:
         raise WorkdirDestroyed(f"the agent's working copy {workdir} is empty: every file was deleted")
 
 
-def diff_failed(error: Exception) -> WorkdirDestroyed:
+DISK_FULL_WORDS = ("no space left on device", "out of diskspace", "enospc", "disk quota exceeded")
+
+
+def diff_failed(error: Exception, workdir: Path) -> WorkdirDestroyed:
     """The harness's diff of a working copy failed: what the agent did to it (disk full, or else)."""
     message = f"the harness cannot diff the agent's working copy: {error}"
-    full = "No space left on device" in str(error) or "ENOSPC" in str(error)
+    full = any(words in str(error).lower() for words in DISK_FULL_WORDS)
+    with contextlib.suppress(OSError):
+        full = full or shutil.disk_usage(workdir).free < 2**20
     return WorkdirDestroyed(message, "disk_full" if full else "workdir_destroyed")
 
 

@@ -238,7 +238,7 @@ class DockerSandbox:
         try:
             return containergit.extract_patch(self.agent, self.workdir, self.workdir_base)
         except containergit.GitFailed as exc:
-            raise diff_failed(exc) from None
+            raise diff_failed(exc, self.workdir) from None
 
     # -- variant trees and their measurement containers ---------------------------------------
 

@@ -115,7 +115,7 @@ class LocalSandbox:
             for step in patch_steps(self.workdir_base):
                 out = git(*base_args, *step, cwd=self.workdir, env=env).stdout
         except (GitError, OSError) as exc:
-            raise diff_failed(exc) from None
+            raise diff_failed(exc, self.workdir) from None
         finally:
             with contextlib.suppress(OSError):
                 index.unlink(missing_ok=True)
