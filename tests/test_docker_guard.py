@@ -31,7 +31,8 @@ def _docker() -> None:
 
 def docker_job(tmp_path: Path, task_file: Path, spec: str, **overrides: object) -> Job:
     run_id = "test-" + secrets.token_hex(4)
-    settings = replace(docker_settings(tmp_path), rounds=1, warmup=0, agent=spec, run_id=run_id, **overrides)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"rounds": 1, "warmup": 0, "agent": spec, "run_id": run_id, **overrides}
+    settings = replace(docker_settings(tmp_path), **fields)  # type: ignore[arg-type]
     agent = build_agent(spec, agent_registry([]))
     return Job(LoadedTask(load(task_file), task_file), agent, spec, settings, run_id, DockerSandbox)
 
