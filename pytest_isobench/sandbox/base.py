@@ -83,11 +83,15 @@ class Sandbox(Protocol):
         ...
 
     def extract_patch(self) -> str:
-        """The agent's change as a binary-safe ``git diff`` against the base tree (scratch excluded)."""
+        """The agent's change as a binary-safe ``git diff`` against the base tree (scratch excluded);
+        WorkdirDestroyed when the agent left nothing that can be diffed."""
         ...
 
     def variant_tree(self, variant: str, patch: str | None = None) -> Path:
-        """A tree to measure: ``baseline``, ``human`` or ``agent`` (base + patch, or PatchDoesNotApply)."""
+        """A tree to measure: ``baseline``, ``human`` or ``agent`` (base + patch, or PatchDoesNotApply).
+
+        Its benchmark files are the reference tree's (``measure.benchfiles``), whatever the patch did.
+        """
         ...
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:

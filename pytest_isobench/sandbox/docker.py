@@ -16,6 +16,8 @@ Tasks whose repository has a Dockerfile template (vLLM, SGLang) run from task im
 (compiled extensions, generated files) copied into the working copy and kept out of the patch; each
 variant is measured in a container of its own image (baseline: the task image; human and agent:
 layers that apply the patch and rebuild native code it touches), in the image's source folder.
+Every variant's benchmark files are the base tree's: a patch that changed them is rebuilt from the
+host tree with those files restored (``measure/benchfiles.py``).
 """
 
 from __future__ import annotations
