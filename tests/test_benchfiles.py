@@ -138,6 +138,11 @@ def test_restore_undoes_every_kind_of_change(files: tuple[BenchmarkFiles, Path],
     assert not os.access(tree / "benchmarks" / "run.sh", os.X_OK)
     assert (tree / "work.py").read_text() == "DELAY = 0.01\n"
     assert guard.restore(tree) == []
+    # a benchmark script replaced by a folder
+    (tree / "bench.py").unlink()
+    (tree / "bench.py").mkdir()
+    (tree / "bench.py" / "x").write_text("x\n")
+    assert guard.restore(tree) == ["bench.py"] and (tree / "bench.py").read_text() == BENCH
     # a benchmark folder replaced by a link to the agent's own copy
     outside = tmp_path / "fake"
     outside.mkdir()

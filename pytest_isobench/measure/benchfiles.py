@@ -274,6 +274,8 @@ def _write(tree: Path, rel: str, entry: Entry, data: bytes) -> None:
             parent.unlink()
         parent.mkdir(exist_ok=True)
     target = parent / rel.rsplit("/", 1)[-1]
+    if target.is_dir() and not target.is_symlink():  # the patch made a folder of it
+        shutil.rmtree(target)
     if entry.mode == "120000":
         os.symlink(data.decode("utf-8", "surrogateescape"), target)
     else:
