@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from .keys import WIRE_KEY
+from .results import Outcome, append_outcome
 from .scoring import LEGEND, render_table, summarize
 
 
@@ -53,15 +54,16 @@ class RunCollector:
         task_id = crashed_task(report.nodeid, self.tasks)
         if task_id is None or report.nodeid in self.records:
             return
-        self.records[report.nodeid] = {
-            "task_id": task_id,
-            "repo": self.tasks[task_id],
-            "agent": self.agent or "",
-            "status": "error",
-            "hard": None,
-            "quadrant": "unscored",
-            "error": _first_line(report.longreprtext),
-        }
+        outcome = Outcome(
+            task_id=task_id,
+            repo=self.tasks[task_id],
+            agent=self.agent or "",
+            run_id=self.run_id,
+            status="error",
+            error=_first_line(report.longreprtext),
+        )
+        append_outcome(self.run_dir, outcome)  # `summarize` counts it too
+        self.records[report.nodeid] = outcome.to_wire()
 
     def summary(self) -> dict[str, Any]:
         """The run's summary; the same data for the terminal and the JSON report."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_isobench.pipeline import run_job
+from pytest_isobench.results import read_outcomes
 from support import ANCHOR, BENCH_PY, WORK_PY, write_source_task
 from test_pipeline import job
 
@@ -143,3 +144,5 @@ def test_in_a_pytest_run_a_destroyed_working_copy_fails_and_a_crashed_worker_is_
     (group,) = summary["groups"]
     assert group["n"] == 2 and group["hard_success_pct"] == 0.0
     assert [row["status"] for row in summary["tasks"]] == ["error", "error"]
+    rows = read_outcomes(Path(summary["run_dir"]))
+    assert sorted((r["task_id"], r["status"]) for r in rows) == [("toy-one", "error"), ("toy-two", "error")]
