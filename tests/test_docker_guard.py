@@ -17,7 +17,7 @@ from pytest_isobench.tasks import LoadedTask
 from support import load, write_source_task
 from test_docker_sandbox import docker_settings, need_docker
 from test_docker_task_images import image_job, repo_name, write_git_task  # noqa: F401
-from test_guard import FAKE_LATENCY, SMOKE
+from test_guard import FAKE_LATENCY, FAKE_TTFT, SMOKE
 
 FAKE_BENCH = (
     "sed -i 's|^avg = sum(latencies) / len(latencies)|avg = 1e-9|' bench.py && grep -q 'avg = 1e-9' bench.py"
@@ -37,11 +37,20 @@ def docker_job(tmp_path: Path, task_file: Path, spec: str, **overrides: object) 
     return Job(LoadedTask(load(task_file), task_file), agent, spec, settings, run_id, DockerSandbox)
 
 
-def test_rewriting_the_smoke_latency_script_does_not_pass(tmp_path: Path) -> None:
-    job = docker_job(tmp_path, SMOKE / "smoke-latency.toml", FAKE_LATENCY, rounds=2)
+@pytest.mark.parametrize(
+    ("task", "agent", "touched"),
+    [
+        ("smoke-latency", FAKE_LATENCY, ["benchmarks/benchmark_latency.py"]),
+        ("smoke-serving", FAKE_TTFT, ["benchmarks/benchmark_serving.py"]),
+    ],
+)
+def test_rewriting_the_smoke_benchmark_does_not_pass(
+    tmp_path: Path, task: str, agent: str, touched: list[str]
+) -> None:
+    job = docker_job(tmp_path, SMOKE / f"{task}.toml", agent, rounds=2)
     outcome = run_job(job)
     assert outcome.agent_run["returncode"] == 0
-    assert outcome.touches_benchmark == ["benchmarks/benchmark_latency.py"]
+    assert outcome.touches_benchmark == touched
     assert outcome.hard == "worse", outcome.hard_detail
     assert engine.count_containers(job.run_id) == 0
 
