@@ -20,12 +20,21 @@ from .agents.base import Agent, AgentRun, SolveContext
 from .agents.prompt import render_prompt
 from .correctness import check_correctness
 from .inputs import check_inputs, with_dataset_dir
+from .measure.benchfiles import BenchmarkFiles
 from .measure.cache import MeasurementCache, measurement_key
 from .measure.runner import FAILURE_REASON, BenchRun, first_failure, measure, primary_values
 from .measure.verdict import HardVerdict, hard_verdict
+from .measure.workload import check_workload
 from .options import Settings
 from .results import Outcome, append_outcome, write_json
-from .sandbox.base import PatchDoesNotApply, Sandbox, SandboxError, SandboxFactory, SandboxSpec
+from .sandbox.base import (
+    PatchDoesNotApply,
+    Sandbox,
+    SandboxError,
+    SandboxFactory,
+    SandboxSpec,
+    WorkdirDestroyed,
+)
 from .sandbox.gitutil import GitError, git
 from .sandbox.repos import RepoError, file_lock, materialise
 from .scoring import agent_slug, quadrant
@@ -144,7 +153,12 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
             **agent_run.info,
         }
         outcome.patch = patch_stats(patch)
-        verdict = _measure(job, sandbox, patch, outcome, say)
+        outcome.touches_benchmark = BenchmarkFiles(task, repo).touched(patch)
+        if (destroyed := agent_run.info.get("workdir_destroyed")) is not None:
+            verdict = agent_failed(task, destroyed["reason"])
+        else:
+            verdict = _measure(job, sandbox, patch, outcome, say)
+            outcome.measured["benchmark_files_restored"] = getattr(sandbox, "benchmark_changes", {})
     finally:
         sandbox.close()
     outcome.hard = verdict.verdict
@@ -263,7 +277,10 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
     )
     say(f"agent {job.agent_spec} at work (budget {job.settings.time_budget_min:g} min)")
     agent_run = job.agent.solve(ctx)
-    patch = agent_run.patch if agent_run.patch is not None else sandbox.extract_patch()
+    try:
+        patch = agent_run.patch if agent_run.patch is not None else sandbox.extract_patch()
+    except WorkdirDestroyed as exc:  # the agent's doing: its failure, not the harness's
+        patch, agent_run.info["workdir_destroyed"] = "", {"reason": exc.reason, "detail": str(exc)}
     patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
     write_json(
         agent_file,
@@ -342,12 +359,22 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
     if failure is None and (bad := first_failure(runs.get("agent", []))) is not None:
         failure = FAILURE_REASON[bad.status]
         outcome.measured["agent_failure"] = bad.detail
+    if failure is None and (workload := check_workload(runs)) is not None:
+        outcome.measured["workload"] = workload.to_json()
+        failure = "workload_changed" if workload.changed else None
     if task.correctness is not None:
         say("checking correctness")
         detail = check_correctness(sandbox, task, trees, job.artifacts / "correctness")
         outcome.correctness, outcome.correctness_detail = detail["status"], detail
     values = {v: primary_values(rs, bench.metric) for v, rs in runs.items()}
     return hard_verdict(bench.metric, values, lower_is_better=bench.lower_is_better, failure=failure)
+
+
+def agent_failed(task: Task, reason: str) -> HardVerdict:
+    """The verdict of an agent that left nothing to measure (e.g. it destroyed its working copy)."""
+    bench = task.benchmark
+    assert bench.metric is not None
+    return hard_verdict(bench.metric, {}, lower_is_better=bench.lower_is_better, failure=reason)
 
 
 def _median_metrics(runs: list[BenchRun]) -> dict[str, float]:

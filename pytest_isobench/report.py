@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .keys import WIRE_KEY
+from .results import Outcome, append_outcome
 from .scoring import LEGEND, render_table, summarize
 
 
@@ -22,11 +24,19 @@ class JsonDict(dict[str, Any]):
 class RunCollector:
     """Accumulates outcomes as reports arrive (replayed from workers under xdist); summary() is pure."""
 
-    def __init__(self, run_id: str, run_dir: Path, agent: str | None, hints: str = "none") -> None:
+    def __init__(
+        self,
+        run_id: str,
+        run_dir: Path,
+        agent: str | None,
+        hints: str = "none",
+        tasks: Mapping[str, str] | None = None,
+    ) -> None:
         self.run_id = run_id
         self.run_dir = run_dir
         self.agent = agent
         self.hints = hints
+        self.tasks = dict(tasks or {})  # task id -> repo: names the items a crashed worker ran
         self.records: dict[str, dict[str, Any]] = {}
         self.skipped: dict[str, str] = {}
         self.errors: dict[str, str] = {}
@@ -39,6 +49,9 @@ class RunCollector:
         ``JsonDict`` there, so the JUnit property is JSON. Only here, on the controller: a dict subclass
         could not cross pytest-xdist, and for everything else it still is the same dict.
         """
+        if str(report.when) == "???" and report.failed:  # pytest-xdist: the worker running it crashed
+            self._worker_crashed(report)
+            return
         if "isobench" not in report.keywords:
             return
         report.user_properties = [
@@ -54,6 +67,22 @@ class RunCollector:
         elif report.failed and report.when == "setup" and outcome is None:
             self.errors[report.nodeid] = _first_line(report.longreprtext)
 
+    def _worker_crashed(self, report: pytest.TestReport) -> None:
+        """A crashed worker's item has no outcome: it becomes an error row and stays in the table."""
+        task_id = crashed_task(report.nodeid, self.tasks)
+        if task_id is None or report.nodeid in self.records:
+            return
+        outcome = Outcome(
+            task_id=task_id,
+            repo=self.tasks[task_id],
+            agent=self.agent or "",
+            run_id=self.run_id,
+            status="error",
+            error=_first_line(report.longreprtext),
+        )
+        append_outcome(self.run_dir, outcome)  # `summarize` counts it too
+        self.records[report.nodeid] = outcome.to_wire()
+
     def summary(self) -> dict[str, Any]:
         """The run's summary; the same data for the terminal and the JSON report."""
         records = list(self.records.values())
@@ -65,6 +94,7 @@ class RunCollector:
             "tasks": [_task_row(r) for r in sorted(records, key=lambda r: (r["repo"], r["task_id"]))],
             "skipped": len(self.skipped),
             "unrecorded_errors": sorted(self.errors.values()),
+            "touches_benchmark": sorted(r["task_id"] for r in records if r.get("touches_benchmark")),
             "judges": judge_summary(records),
         }
 
@@ -88,6 +118,11 @@ class RunCollector:
             terminalreporter.write_line(LEGEND)
         if summary["judges"] is not None:
             terminalreporter.write_line(_judge_line(summary["judges"]))
+        if summary["touches_benchmark"]:
+            terminalreporter.write_line(
+                f"{len(summary['touches_benchmark'])} patch(es) changed benchmark files (measured with the"
+                f" reference tree's instead): {', '.join(summary['touches_benchmark'])}"
+            )
         if self.skipped:
             reasons = sorted(set(self.skipped.values()))
             terminalreporter.write_line(f"{len(self.skipped)} task(s) skipped, e.g.: {reasons[0]}")
@@ -95,6 +130,18 @@ class RunCollector:
             terminalreporter.write_line(f"error: {error}")
         if self.records:
             terminalreporter.write_line(f"artifacts and outcomes.jsonl: {self.run_dir}")
+
+
+def crashed_task(nodeid: str, tasks: Mapping[str, str]) -> str | None:
+    """The task of a test id such as ``tasks/test_isobench.py::test_task[vllm-ad8d696a]``, if any."""
+    if not nodeid.endswith("]") or "[" not in nodeid:
+        return None
+    params = nodeid[nodeid.index("[") + 1 : -1]
+    if params in tasks:
+        return params
+    # Stacked parametrisations join their ids with "-": the task's id is one of the parts.
+    padded = f"-{params}-"
+    return next((t for t in sorted(tasks, key=len, reverse=True) if f"-{t}-" in padded), None)
 
 
 def judge_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -156,6 +203,7 @@ def _task_row(record: dict[str, Any]) -> dict[str, Any]:
         "quadrant",
         "correctness",
         "timed_out",
+        "touches_benchmark",
         "error",
     )
     return {key: record.get(key) for key in keys}
@@ -167,6 +215,8 @@ def _task_line(row: dict[str, Any]) -> str:
     pct = "" if row.get("hard_pct") is None else f"{row['hard_pct']:+.1f}%"
     extra = f" ({row['hard_reason']})" if row.get("hard_reason") else ""
     flags = " inconclusive" if row.get("inconclusive") else ""
+    if row.get("touches_benchmark"):
+        flags += f" touches benchmark: {', '.join(row['touches_benchmark'])}"
     return (
         f"{row['task_id']:<20} {row.get('hard') or '-':<8} {pct:>8} {row.get('hard_metric') or '':<22}"
         f" {row.get('quadrant')}{extra}{flags}"

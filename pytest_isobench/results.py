@@ -40,6 +40,7 @@ class Outcome(BaseModel):
     quadrant: str = "unscored"
     correctness: str | None = None
     timed_out: bool = False
+    touches_benchmark: list[str] = Field(default_factory=list)
     error: str | None = None
     hints: str = "none"
     duration_s: float = 0.0

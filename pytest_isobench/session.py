@@ -66,7 +66,8 @@ def configure(config: pytest.Config) -> None:
     warn_unmatched_predictions(config)
     run_id = settings.run_id or new_run_id()
     config.stash[RUN_ID_KEY] = run_id
-    collector = RunCollector(run_id, settings.runs_dir / run_id, settings.agent, settings.hints)
+    tasks = {e.task.id: e.task.repo for e in catalog if not isinstance(e, BrokenTaskFile)}
+    collector = RunCollector(run_id, settings.runs_dir / run_id, settings.agent, settings.hints, tasks)
     config.stash[COLLECTOR_KEY] = collector
     config.pluginmanager.register(collector, "isobench-collector")
     install_progress(config, settings.runs_dir / run_id)

@@ -203,6 +203,7 @@ class Task(Strict):
     notes: str = ""
     benchmark: Benchmark
     inputs: Inputs = Field(default_factory=Inputs)
+    benchmark_files: list[str] | None = None
     correctness: Correctness | None = None
 
     @field_validator("tags")
@@ -214,6 +215,18 @@ class Task(Strict):
             if tag in RESERVED_MARKERS:
                 raise ValueError(f"tag {tag!r} is reserved by pytest; choose another name")
         return tags
+
+    @field_validator("benchmark_files")
+    @classmethod
+    def _benchmark_files_inside_the_tree(cls, globs: list[str] | None) -> list[str] | None:
+        for glob in globs or []:
+            parts = glob.split("/")
+            if not glob.strip() or glob.startswith("/") or ".." in parts or "\\" in glob:
+                raise ValueError(
+                    f"benchmark_files entry {glob!r} must be a glob relative to the tree's root,"
+                    " e.g. 'benchmarks/**' or 'python/sglang/bench_*.py'"
+                )
+        return globs
 
     @field_validator("import_root")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pytest_isobench.measure.benchfiles import benchmark_patterns, command_files, glob_regex
 from pytest_isobench.tasks import (
     BENCHMARK_FIELDS_WITH_ORIGIN,
     BrokenTaskFile,
@@ -224,3 +225,22 @@ def test_catalog_matches_the_record(catalog: list[LoadedTask], records: dict[str
             if ours != theirs:
                 problems.append(f"{entry.id}: {name} is {ours!r}, the record says {theirs!r}")
     assert not problems, "\n".join(problems)
+
+
+def test_no_human_change_edits_the_benchmark_its_task_runs(
+    catalog: list[LoadedTask], records: dict[str, dict[str, Any]]
+) -> None:
+    """Benchmark files come from the base tree for every variant (tasks/README.md, "Benchmark files"):
+    sound as long as no human change edits a benchmark file its own task runs."""
+    touched = {}
+    for entry in catalog:
+        regexes = [glob_regex(p) for p in benchmark_patterns(entry.task)]
+        paths = [p for p in records[entry.id]["files_changed"] if any(r.match(p) for r in regexes)]
+        if paths:
+            touched[entry.id] = paths
+            assert not set(paths) & set(command_files(entry.task)), (entry.id, paths)
+    assert touched == {
+        "vllm-3476ed08": ["benchmarks/benchmark_latency.py"],
+        "vllm-e7b20426": ["benchmarks/kernels/benchmark_grouped_gemm_cutlass.py"],
+        "sglang-c087ddd6": ["benchmark/kernels/fused_moe_triton/benchmark_ep_pre_reorder_triton.py"],
+    }

@@ -21,6 +21,7 @@ from typing import Any
 from .. import __version__
 from ..results import write_json
 from ..tasks import Task
+from .benchfiles import benchmark_patterns
 from .runner import BenchRun
 
 CACHE_FORMAT = 1
@@ -73,6 +74,7 @@ def measurement_key(task: Task, variant: str, *, rounds: int, warmup: int, backe
         "server": bench.server,
         "ready_url": bench.ready_url,
         "env": bench.env,
+        "benchmark_files": benchmark_patterns(task),  # measured with the reference tree's files
         "rounds": rounds,
         "warmup": warmup,
         "backend": backend,

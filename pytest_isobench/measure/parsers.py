@@ -49,6 +49,13 @@ they match the printed keys above), ``"request_goodput:"`` (a colon in one vLLM 
 ``request_goodput``, the latency script's ``percentiles`` object becomes ``pNN_latency``; nulls,
 strings, booleans, lists and non-finite numbers are skipped.
 
+Workload figures (``WORKLOAD_KEYS``, read by ``workload``): what the benchmark did, as opposed to how
+fast: completed and failed requests (``completed``, ``failed``, ``successful_requests``,
+``num_requests``), input tokens (``total_input_tokens``, ``total_num_prompt_tokens``) and output
+tokens (``total_output_tokens``, ``total_output_tokens_retokenized``, ``total_num_output_tokens``,
+``total_num_tokens``). They are parsed like every other figure and compared between human and agent
+(``workload.py``).
+
 Aliases, added to both sources so one task metric fits every version:
 ``requests_per_second`` -> ``request_throughput``, ``tokens_per_second`` -> ``total_token_throughput``,
 ``output_tokens_per_second`` -> ``output_throughput``; ``total_token_throughput`` <->
@@ -230,6 +237,25 @@ _SAME_FIGURE = (
 # SGLang one-batch: "overall" (new) and "total" (old bench_latency) throughput are one figure.
 _ONE_BATCH_MARKER = "prefill_latency"
 _ONE_BATCH_SAME = ("overall_throughput", "total_throughput")
+
+
+WORKLOAD_KEYS = (
+    "completed",
+    "failed",
+    "successful_requests",
+    "num_requests",
+    "total_input_tokens",
+    "total_num_prompt_tokens",
+    "total_output_tokens",
+    "total_output_tokens_retokenized",
+    "total_num_output_tokens",
+    "total_num_tokens",
+)
+
+
+def workload(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The workload figures among a run's metrics (requests, prompts, tokens; see WORKLOAD_KEYS)."""
+    return {key: metrics[key] for key in WORKLOAD_KEYS if key in metrics}
 
 
 def parse_text(text: str) -> dict[str, float]:

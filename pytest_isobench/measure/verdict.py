@@ -17,7 +17,16 @@ from pydantic import BaseModel, ConfigDict
 from pytest_isobench.measure import stats
 
 Verdict = Literal["beats", "similar", "worse", "failed"]
-FAILURE_REASONS = ("patch_does_not_apply", "build_failed", "benchmark_crashed", "no_metrics", "timeout")
+FAILURE_REASONS = (
+    "patch_does_not_apply",
+    "build_failed",
+    "benchmark_crashed",
+    "no_metrics",
+    "timeout",
+    "workload_changed",
+    "workdir_destroyed",
+    "disk_full",
+)
 BAND_PCT = 5.0
 STANDARD_VARIANTS = ("baseline", "human", "agent")
 CI_CONFIDENCE = 0.95

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,39 @@ class PatchDoesNotApply(Exception):
     """The agent's patch does not apply cleanly to the base tree (hard verdict: failed)."""
 
 
+class WorkdirDestroyed(Exception):
+    """The agent left no working copy the harness can diff: it deleted it, filled the disk or broke
+    git in it. Its failure (hard verdict ``failed`` with ``reason``), not an infrastructure error."""
+
+    def __init__(self, message: str, reason: str = "workdir_destroyed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_workdir(workdir: Path) -> None:
+    """Raise WorkdirDestroyed when the working copy is gone, not a folder, unreadable or empty."""
+    if workdir.is_symlink() or not workdir.is_dir():
+        raise WorkdirDestroyed(f"the agent's working copy {workdir} is gone")
+    try:
+        names = [path.name for path in workdir.iterdir()]
+    except OSError as exc:
+        raise WorkdirDestroyed(f"the agent's working copy {workdir} cannot be read: {exc}") from None
+    if not [name for name in names if name != ".git"]:
+        raise WorkdirDestroyed(f"the agent's working copy {workdir} is empty: every file was deleted")
+
+
+DISK_FULL_WORDS = ("no space left on device", "out of diskspace", "enospc", "disk quota exceeded")
+
+
+def diff_failed(error: Exception, workdir: Path) -> WorkdirDestroyed:
+    """The harness's diff of a working copy failed: what the agent did to it (disk full, or else)."""
+    message = f"the harness cannot diff the agent's working copy: {error}"
+    full = any(words in str(error).lower() for words in DISK_FULL_WORDS)
+    with contextlib.suppress(OSError):
+        full = full or shutil.disk_usage(workdir).free < 2**20
+    return WorkdirDestroyed(message, "disk_full" if full else "workdir_destroyed")
+
+
 @dataclass(frozen=True)
 class SandboxSpec:
     """What a backend needs to set one task up."""
@@ -48,11 +83,15 @@ class Sandbox(Protocol):
         ...
 
     def extract_patch(self) -> str:
-        """The agent's change as a binary-safe ``git diff`` against the base tree (scratch excluded)."""
+        """The agent's change as a binary-safe ``git diff`` against the base tree (scratch excluded);
+        WorkdirDestroyed when the agent left nothing that can be diffed."""
         ...
 
     def variant_tree(self, variant: str, patch: str | None = None) -> Path:
-        """A tree to measure: ``baseline``, ``human`` or ``agent`` (base + patch, or PatchDoesNotApply)."""
+        """A tree to measure: ``baseline``, ``human`` or ``agent`` (base + patch, or PatchDoesNotApply).
+
+        Its benchmark files are the reference tree's (``measure.benchfiles``), whatever the patch did.
+        """
         ...
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:

@@ -24,12 +24,16 @@ ROOT_GIT = ("git", "-c", "safe.directory=*", *ISOLATED_CONFIG)
 GIT_ENV = {**FIXED_IDENTITY, "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": HARNESS_DIR}
 
 
+class GitFailed(SandboxError):
+    """A git command in the container exited with an error (the caller decides whose fault it is)."""
+
+
 def _check(
     box: Container, argv: list[str], *, user: str, workdir: str, env: dict[str, str] | None = None
 ) -> str:
     code, out, err = box.capture(argv, user=user, workdir=workdir, env={**GIT_ENV, **(env or {})})
     if code != 0:
-        raise SandboxError(
+        raise GitFailed(
             f"`{' '.join(argv[:6])} ...` in container {box.name} failed ({code}):"
             f" {err.decode(errors='replace').strip()}"
         )

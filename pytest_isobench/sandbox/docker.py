@@ -16,6 +16,8 @@ Tasks whose repository has a Dockerfile template (vLLM, SGLang) run from task im
 (compiled extensions, generated files) copied into the working copy and kept out of the patch; each
 variant is measured in a container of its own image (baseline: the task image; human and agent:
 layers that apply the patch and rebuild native code it touches), in the image's source folder.
+Every variant's benchmark files are the base tree's: a patch that changed them is rebuilt from the
+host tree with those files restored (``measure/benchfiles.py``).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..measure.benchfiles import BenchmarkFiles
 from ..options import Settings
 from . import containergit, engine, gpus, images
-from .base import PatchDoesNotApply, SandboxError, SandboxSpec
+from .base import SandboxError, SandboxSpec, check_workdir, diff_failed
 from .containers import ROOT, Container, ContainerProcess
-from .gitutil import GitError, git
-from .local import WORKDIR_NAME, checkout_tree, count_gpus
+from .gitutil import git
+from .local import WORKDIR_NAME, apply_patch, checkout_tree, count_gpus, tree_patch
 from .procs import Process, RunResult
 from .repos import forbidden_objects
 
@@ -86,6 +89,8 @@ class DockerSandbox:
         self.repo, self.workspace = spec.repo, spec.workspace
         self.workdir = self.workspace / WORKDIR_NAME
         self.workdir_base: str | None = None
+        self.benchmark_files = BenchmarkFiles(self.task, self.repo)
+        self.benchmark_changes: dict[str, list[str]] = {}
         self.uid, self.gid = agent_identity()
         self.user = f"{self.uid}:{self.gid}"
         try:
@@ -229,9 +234,13 @@ class DockerSandbox:
     def extract_patch(self) -> str:
         if self.workdir_base is None or self.agent is None:
             raise SandboxError("extract_patch() before agent_workdir()")
+        check_workdir(self.workdir)
         if not self.agent.running():
             self.agent.restart()
-        return containergit.extract_patch(self.agent, self.workdir, self.workdir_base)
+        try:
+            return containergit.extract_patch(self.agent, self.workdir, self.workdir_base)
+        except containergit.GitFailed as exc:
+            raise diff_failed(exc, self.workdir) from None
 
     # -- variant trees and their measurement containers ---------------------------------------
 
@@ -246,23 +255,20 @@ class DockerSandbox:
             self.repo, self.task.human_commit if variant == "human" else self.task.base_commit, dest
         )
         if variant == "agent" and patch:
-            patch_file = self.workspace / "trees" / "agent.diff"
-            patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
-            args = ("--git-dir", str(self.repo), "--work-tree", str(dest), "apply", "--whitespace=nowarn")
-            try:
-                git(*args, "--check", str(patch_file), cwd=dest)
-                git(*args, str(patch_file), cwd=dest)
-            except GitError as exc:
-                raise PatchDoesNotApply(str(exc).split(": ", 1)[-1]) from None
+            apply_patch(self.repo, dest, patch, self.workspace / "trees" / "agent.diff")
+        # The benchmark is the harness's: its files come from the reference tree, whatever the patch did.
+        changes = self.benchmark_changes[variant] = self.benchmark_files.restore(dest)
         self._own(dest)
         if self.from_image:
-            # The host tree only proves the patch applies; the measured code is the variant's image.
+            # The host tree only proves the patch applies; the measured code is the variant's image,
+            # built from the patch, or (when it touched benchmark files) from the restored host tree.
+            layer = tree_patch(self.repo, self.task.base_commit, dest) if changes else None
             image = images.ensure_variant_image(
                 self.client,
                 self.task,
                 self.settings,
                 variant,
-                self._variant_patch(variant, patch),
+                layer or self._variant_patch(variant, patch),
                 self.progress,
             )
             box = self._measurement_container(variant, None, image=image)

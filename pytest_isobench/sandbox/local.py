@@ -7,6 +7,7 @@ for real isolation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -14,7 +15,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .base import PatchDoesNotApply, SandboxError, SandboxSpec
+from ..measure.benchfiles import BenchmarkFiles
+from .base import PatchDoesNotApply, SandboxError, SandboxSpec, check_workdir, diff_failed
 from .gitutil import FIXED_IDENTITY, GitError, git
 from .procs import Process, RunResult, run
 from .repos import LEAK_SCRIPT, forbidden_objects, raise_if_leaking
@@ -73,6 +75,8 @@ class LocalSandbox:
         # .git, the harness still diffs against the untouched base.
         self.harness_git = self.workspace / "harness.git"
         self.workdir_base: str | None = None
+        self.benchmark_files = BenchmarkFiles(self.task, self.repo)
+        self.benchmark_changes: dict[str, list[str]] = {}
         self.workspace.mkdir(parents=True, exist_ok=True)
 
     # -- the agent's working copy -------------------------------------------------------------
@@ -102,6 +106,7 @@ class LocalSandbox:
     def extract_patch(self) -> str:
         if self.workdir_base is None:
             raise SandboxError("extract_patch() before agent_workdir()")
+        check_workdir(self.workdir)
         index = self.workspace / "extract.index"
         env = {"GIT_INDEX_FILE": str(index)}
         base_args = ("--git-dir", str(self.harness_git), "--work-tree", str(self.workdir))
@@ -109,8 +114,11 @@ class LocalSandbox:
             out = ""
             for step in patch_steps(self.workdir_base):
                 out = git(*base_args, *step, cwd=self.workdir, env=env).stdout
+        except (GitError, OSError) as exc:
+            raise diff_failed(exc, self.workdir) from None
         finally:
-            index.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                index.unlink(missing_ok=True)
         return out
 
     # -- variant trees ------------------------------------------------------------------------
@@ -119,21 +127,13 @@ class LocalSandbox:
         dest = self.workspace / "trees" / variant
         if dest.exists():
             shutil.rmtree(dest)
-        if variant == "human":
-            checkout_tree(self.repo, self.task.human_commit, dest)
-            return dest
-        checkout_tree(self.repo, self.task.base_commit, dest)
-        if variant == "baseline" or not patch:
-            return dest
-        patch_file = self.workspace / "trees" / "agent.diff"
-        patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
-        # Check first, then apply: never a partial or forced apply.
-        args = ("--git-dir", str(self.repo), "--work-tree", str(dest), "apply", "--whitespace=nowarn")
-        try:
-            git(*args, "--check", str(patch_file), cwd=dest)
-            git(*args, str(patch_file), cwd=dest)
-        except GitError as exc:
-            raise PatchDoesNotApply(str(exc).split(": ", 1)[-1]) from None
+        checkout_tree(
+            self.repo, self.task.human_commit if variant == "human" else self.task.base_commit, dest
+        )
+        if variant == "agent" and patch:
+            apply_patch(self.repo, dest, patch, self.workspace / "trees" / "agent.diff")
+        # The benchmark is the harness's: its files come from the reference tree, whatever the patch did.
+        self.benchmark_changes[variant] = self.benchmark_files.restore(dest)
         return dest
 
     # -- commands -----------------------------------------------------------------------------
@@ -186,6 +186,30 @@ class LocalSandbox:
     def close(self) -> None:
         if not self.spec.settings.keep_work:
             shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def apply_patch(repo: Path, dest: Path, patch: str, patch_file: Path) -> None:
+    """Apply a patch to a tree: checked first, then applied, never partly or forced."""
+    patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
+    args = ("--git-dir", str(repo), "--work-tree", str(dest), "apply", "--whitespace=nowarn")
+    try:
+        git(*args, "--check", str(patch_file), cwd=dest)
+        git(*args, str(patch_file), cwd=dest)
+    except GitError as exc:
+        raise PatchDoesNotApply(str(exc).split(": ", 1)[-1]) from None
+
+
+def tree_patch(repo: Path, base: str, tree: Path) -> str:
+    """A tree's difference from the base commit, as a binary-safe patch (the harness's own diff)."""
+    index = tree.parent / f".{tree.name}.patch-index"
+    base_args = ("--git-dir", str(repo), "--work-tree", str(tree))
+    try:
+        out = ""
+        for step in patch_steps(base):
+            out = git(*base_args, *step, cwd=tree, env={"GIT_INDEX_FILE": str(index)}).stdout
+    finally:
+        index.unlink(missing_ok=True)
+    return out
 
 
 def patch_steps(base: str) -> list[list[str]]:
