@@ -137,7 +137,8 @@ def test_in_a_pytest_run_a_destroyed_working_copy_fails_and_a_crashed_worker_is_
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*toy-one*failed*(workdir_destroyed)*"])
     # The agent kills the pytest-xdist worker that runs it: no outcome, yet the task stays counted.
-    killer = "--isobench-agent=command:kill -9 $PPID"  # the agent's shell is the worker's child
+    # The agent's shell runs under the harness's supervisor, whose parent is the worker.
+    killer = "--isobench-agent=command:kill -9 $(awk '{print $4}' /proc/$PPID/stat)"
     result = pytester.runpytest(killer, *fast, "-n", "2", "--json-report", "--json-report-file=r.json")
     result.stdout.fnmatch_lines(["*toy-one*error*crashed*", "*toy-two*error*crashed*"])
     summary = json.loads((pytester.path / "r.json").read_text())["isobench"]
