@@ -3,6 +3,9 @@
 Runs ``--num-iters-warmup`` untimed and ``--num-iters`` timed generations of one batch of dummy prompts
 and reports the average latency and its percentiles.
 
+Latencies are the CPU time a generation costs (this process and any it starts), in reference seconds
+(see ``cpu_clock``): what the code costs, not how busy the machine was. The output format is vLLM's.
+
 Example::
 
     python benchmarks/benchmark_latency.py --input-len 32 --output-len 128 --batch-size 8
@@ -21,7 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from minillm import LLM, EngineConfig, SamplingParams
-from steady_clock import SteadyTimer
+from cpu_clock import CpuTimer
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -63,8 +66,10 @@ def main() -> None:
         ignore_eos=True,
     )
 
+    timer = CpuTimer()
+
     def run_to_completion() -> float:
-        with SteadyTimer() as timer:
+        with timer:
             llm.generate(prompts, params)
         return timer.elapsed
 

@@ -4,6 +4,20 @@ Sends a synthetic workload to an OpenAI-compatible ``/v1/completions`` endpoint 
 measures time to first token (TTFT), time per output token (TPOT) and inter-token latency (ITL) for
 every request, and prints a summary. With ``--save-result`` the summary is also written as JSON.
 
+What is measured: the server's CPU time, not the wall clock. On a shared machine the wall-clock time to
+the first token depends on how many other processes want a core; the CPU time the server spends on a
+request does not. Before sending a request this client reads the CPU-time clocks of the server's
+processes (the process listening on ``--port``, everything below it and the rest of its session,
+found in ``/proc``; see ``cpu_clock``), and it reads them again as each token arrives. So TTFT is the
+server CPU time from sending the request to receiving its first token, ITL the server CPU time between
+two tokens, E2EL the server CPU time to the last token, and the duration the server CPU time of the
+whole run; throughputs are per second of that. Each request is bracketed by a short calibration loop
+in this client, and all figures are reported in reference seconds (see ``cpu_clock``). The clocks are
+the kernel's: the server has no say in what is reported. With ``--max-concurrency 1`` every figure
+belongs to one request; with several requests in flight, a request's figures include the server work
+done meanwhile for the others. The server must run on this machine (in this container), as the same
+user.
+
 Example::
 
     python -m minillm.entrypoints.api_server --port 8000 &
@@ -23,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from steady_clock import speed_factor
+from cpu_clock import ProcessTreeClock, speed_factor
 
 # Prompts are made of pronounceable two-syllable words, the kind the minillm tokenizer knows.
 ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh")
@@ -74,8 +88,53 @@ def sample_random_requests(
     return requests
 
 
-def send_request(host: str, port: int, endpoint: str, model: str, request: SampleRequest) -> RequestOutput:
-    """Send one streaming completion request and time its tokens."""
+def listening_pids(port: int) -> list[int]:
+    """The processes holding the socket that listens on TCP ``port`` (IPv4 or IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(fields[9])
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    pids = []
+    for name in os.listdir("/proc") if targets else []:
+        if not name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{name}/fd/{fd}") in targets:
+                    pids.append(int(name))
+                    break
+            except OSError:
+                continue
+    return pids
+
+
+def server_clock(port: int) -> ProcessTreeClock:
+    """The CPU-time clock of the server listening on ``port``; exits if it cannot be read."""
+    pids = [pid for pid in listening_pids(port) if pid != os.getpid()]
+    if not pids:
+        raise SystemExit(
+            f"No process of this user listens on port {port} on this machine: the server's CPU time "
+            "cannot be measured. Start the server on this machine (in this container), as this user."
+        )
+    return ProcessTreeClock(pids, session=True)
+
+
+def send_request(
+    host: str, port: int, endpoint: str, model: str, request: SampleRequest, clock: ProcessTreeClock
+) -> RequestOutput:
+    """Send one streaming completion request and measure the server CPU time behind its tokens."""
     output = RequestOutput(prompt_len=request.prompt_len)
     body = json.dumps(
         {
@@ -89,7 +148,7 @@ def send_request(host: str, port: int, endpoint: str, model: str, request: Sampl
     ).encode()
     headers = {"Content-Type": "application/json"}
     factor_before = speed_factor()
-    start = most_recent = time.perf_counter()
+    start = previous = clock.reading()
     conn = http.client.HTTPConnection(host, port, timeout=60)
     try:
         conn.request("POST", endpoint, body, headers)
@@ -100,23 +159,25 @@ def send_request(host: str, port: int, endpoint: str, model: str, request: Sampl
         pieces = []
         while True:
             line = response.readline()
-            if not line:
-                break
             if not line.startswith(b"data: "):
+                if not line:
+                    break
                 continue
+            # The clocks first: the server goes on with the next token meanwhile.
+            now = clock.read()
             data = line[6:].strip()
             if data == b"[DONE]":
                 break
-            now = time.perf_counter()
             text = json.loads(data)["choices"][0]["text"]
             if output.output_tokens == 0:
-                output.ttft = now - start
+                now = clock.read_new(now)  # and processes the server started for this request
+                output.ttft = ProcessTreeClock.elapsed_ns(start, now) / 1e9
             else:
-                output.itl.append(now - most_recent)
-            most_recent = now
+                output.itl.append(ProcessTreeClock.elapsed_ns(previous, now) / 1e9)
+            previous = now
             output.output_tokens += 1
             pieces.append(text)
-        output.latency = most_recent - start
+        output.latency = ProcessTreeClock.elapsed_ns(start, previous) / 1e9
         output.generated_text = "".join(pieces)
         output.success = output.output_tokens > 0
         if not output.success:
@@ -125,7 +186,7 @@ def send_request(host: str, port: int, endpoint: str, model: str, request: Sampl
         output.error = f"{type(exc).__name__}: {exc}"
     finally:
         conn.close()
-    # Report in reference seconds (see steady_clock): cancels the machine's speed phases.
+    # Report in reference seconds (see cpu_clock): how much work the CPU did in that time.
     output.factor = (factor_before + speed_factor()) / 2
     output.ttft *= output.factor
     output.latency *= output.factor
@@ -136,7 +197,8 @@ def send_request(host: str, port: int, endpoint: str, model: str, request: Sampl
 def run_requests(
     args: argparse.Namespace, requests: list[SampleRequest]
 ) -> tuple[list[RequestOutput], float]:
-    """Send all requests at the configured rate and concurrency; return outputs and wall time."""
+    """Send all requests at the configured rate and concurrency; return the outputs and the server's
+    CPU time over the run (reference seconds)."""
     n = len(requests)
     if math.isinf(args.request_rate):
         arrivals = [0.0] * n
@@ -149,7 +211,9 @@ def run_requests(
     outputs: list[RequestOutput | None] = [None] * n
     next_index = iter(range(n))
     lock = threading.Lock()
+    clock = server_clock(args.port)
     start = time.perf_counter()
+    cpu_start = clock.reading()
 
     def worker() -> None:
         while True:
@@ -160,17 +224,17 @@ def run_requests(
             delay = start + arrivals[i] - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            outputs[i] = send_request(args.host, args.port, args.endpoint, args.model, requests[i])
+            outputs[i] = send_request(args.host, args.port, args.endpoint, args.model, requests[i], clock)
 
     workers = [threading.Thread(target=worker) for _ in range(min(args.max_concurrency or n, n))]
     for thread in workers:
         thread.start()
     for thread in workers:
         thread.join()
-    duration = time.perf_counter() - start
+    cpu_s = ProcessTreeClock.elapsed_ns(cpu_start, clock.read_new(clock.read())) / 1e9
     done = [o for o in outputs if o is not None]
-    factors = [o.factor for o in done] or [1.0]
-    return done, duration * sum(factors) / len(factors)
+    factors = [o.factor for o in done] or [speed_factor()]
+    return done, cpu_s * sum(factors) / len(factors)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -294,7 +358,7 @@ def main() -> None:
     )
 
     print("Starting initial single prompt test run...")
-    test = send_request(args.host, args.port, args.endpoint, args.model, requests[0])
+    test = send_request(args.host, args.port, args.endpoint, args.model, requests[0], server_clock(args.port))
     if not test.success:
         raise SystemExit(
             f"Initial test run failed - please make sure the server is running. Error: {test.error}"

@@ -1,0 +1,228 @@
+"""CPU-time measurement that does not swing with what else the machine runs.
+
+Wall time measures the machine as much as the code: on a shared machine a benchmark waits for a core
+whenever other processes want one, and identical code measures tens of percent apart from one run to
+the next. The benchmarks here therefore report what the measured code costs in CPU time:
+
+- ``ProcessTreeClock`` sums the kernel's CPU-time clocks of a set of processes: a root process, every
+  process below it and, optionally, every other process of the root's session. Each clock covers all
+  threads of its process, also those that exited, with nanosecond resolution; a process that appears
+  between two readings counts in full, and children its members have reaped count too (at the
+  kernel's tick resolution). The figures come from the kernel, so the measured code has no say in
+  them, and work it hands to a helper process or thread is counted.
+- A CPU second is not a fixed amount of work either: a core that shares its caches or its physical
+  core with other busy processes gets less done in it. So each measured section is paired with a
+  short, fixed calibration loop right before and after it, and its CPU time is reported in reference
+  seconds: CPU seconds times the speed of the calibration loop at that moment relative to the
+  reference machine.
+
+The unit of every reported time is the calibration loop's CPU time on the reference machine
+(``REFERENCE_LOOP_S``). Figures are comparable between runs on one machine, not across machines.
+Linux only (``/proc`` and the per-process CPU clocks).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+
+# Bound at import, before a benchmark imports the code it measures.
+_clock_gettime_ns = time.clock_gettime_ns
+_thread_time_ns = time.thread_time_ns
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+# CPU time of one calibration loop on the reference machine: the unit of every reported time.
+REFERENCE_LOOP_S = 0.004
+_CPUCLOCK_SCHED = 2  # Linux: a process-wide CPU clock counting all threads, live and exited
+
+
+def cpu_clock_id(pid: int) -> int:
+    """The clock id of ``pid``'s process-wide CPU-time clock (what ``clock_getcpuclockid`` gives)."""
+    return ((~pid) << 3) | _CPUCLOCK_SCHED
+
+
+def process_cpu_ns(pid: int) -> int | None:
+    """CPU time ``pid`` has used so far (all its threads), in ns; None if it is gone."""
+    try:
+        return _clock_gettime_ns(cpu_clock_id(pid))
+    except OSError:
+        return None
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` from the state on (state, ppid, pgrp, session, ...)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()
+
+
+def _reaped_children_ns(pid: int) -> int | None:
+    """CPU time of the children ``pid`` has waited for (cutime + cstime), in ns."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    return (int(fields[13]) + int(fields[14])) * 1_000_000_000 // _TICKS_PER_S
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                found.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _descendants(roots: Iterable[int]) -> set[int]:
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack.extend(_children(pid))
+    return found
+
+
+def _session_members(sid: int) -> set[int]:
+    members = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat(name)
+            if fields is not None and int(fields[3]) == sid:
+                members.add(int(name))
+    return members
+
+
+def _ancestors(pid: int) -> set[int]:
+    found = set()
+    while pid > 0 and pid not in found:
+        found.add(pid)
+        fields = _stat(pid)
+        if fields is None:
+            break
+        pid = int(fields[1])
+    return found
+
+
+class ProcessTreeClock:
+    """The summed CPU time of ``roots``, their descendants and (with ``session``) their sessions.
+
+    Unless a root is the calling process itself, the caller and its ancestors are never counted.
+    ``refresh`` finds the current set of processes (it reads ``/proc``: call it outside the measured
+    interval). ``read`` reads their CPU clocks, one system call each, so that a reading ends close to
+    the moment it was asked for; ``read_new`` completes a reading with the processes that appeared
+    since the last ``refresh`` and with the children the set has reaped. ``elapsed_ns`` is the CPU
+    time used between two readings.
+    """
+
+    def __init__(self, roots: Iterable[int], *, session: bool = False) -> None:
+        self.roots = sorted(set(roots))
+        if not self.roots:
+            raise ValueError("ProcessTreeClock needs at least one process")
+        self.session = session
+        self.pids: list[int] = list(self.roots)
+        self.refresh()
+
+    def refresh(self) -> None:
+        me = os.getpid()
+        members = _descendants(self.roots)
+        if self.session:
+            own_sid = os.getsid(0)
+            for root in self.roots:
+                try:
+                    sid = os.getsid(root)
+                except OSError:
+                    continue
+                if sid not in (0, 1, own_sid):
+                    members |= _descendants(_session_members(sid))
+        if me not in self.roots:
+            members -= _ancestors(me)
+            members -= _descendants([me])
+        # The roots last: they do the work, so their clocks are read closest to the moment asked for.
+        self.pids = sorted(members - set(self.roots)) + self.roots
+
+    def read(self) -> dict[int, int]:
+        reading = {}
+        for pid in self.pids:
+            value = process_cpu_ns(pid)
+            if value is not None:
+                reading[pid] = value
+        return reading
+
+    def read_new(self, reading: dict[int, int]) -> dict[int, int]:
+        """Complete ``reading`` (from ``read``) with new processes and reaped children; refreshes."""
+        self.refresh()
+        for pid in self.pids:
+            if pid not in reading:
+                value = process_cpu_ns(pid)
+                if value is not None:
+                    reading[pid] = value
+            reaped = _reaped_children_ns(pid)
+            if reaped is not None:
+                reading[-pid] = reaped  # negative keys: children that ``pid`` has waited for
+        return reading
+
+    def reading(self) -> dict[int, int]:
+        """A complete reading for the start of a measured interval (the clocks read last)."""
+        self.refresh()
+        reaped = {-pid: ns for pid in self.pids if (ns := _reaped_children_ns(pid)) is not None}
+        return {**reaped, **self.read()}
+
+    @staticmethod
+    def elapsed_ns(before: Mapping[int, int], after: Mapping[int, int]) -> int:
+        """CPU time between two readings: each clock's advance, or all of it for a new process."""
+        return sum(value - before.get(key, 0) for key, value in after.items())
+
+
+def calibration_loop_ns() -> int:
+    """CPU time of a fixed piece of interpreter work, in ns of this thread's CPU clock."""
+    start = _thread_time_ns()
+    acc = 0
+    for i in range(40_000):
+        acc = (acc * 31 + i) % 1_000_003
+    return _thread_time_ns() - start
+
+
+def speed_factor() -> float:
+    """Reference seconds per CPU second right now."""
+    return REFERENCE_LOOP_S * 1e9 / max(1, calibration_loop_ns())
+
+
+class CpuTimer:
+    """Times sections of this process (and the processes it starts) in reference CPU seconds.
+
+    Use one timer for successive sections: the calibration loop after one section is the one before
+    the next. After each ``with timer:`` block, ``elapsed`` is the section's time in reference seconds
+    and ``cpu_s`` its CPU time.
+    """
+
+    def __init__(self) -> None:
+        self.clock = ProcessTreeClock([os.getpid()])
+        self._factor: float | None = None
+        self.cpu_s = self.factor = self.elapsed = 0.0
+
+    def __enter__(self) -> CpuTimer:
+        if self._factor is None:
+            self._factor = speed_factor()
+        self._before = self.clock.reading()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = self.clock.read_new(self.clock.read())
+        self.cpu_s = ProcessTreeClock.elapsed_ns(self._before, after) / 1e9
+        factor_after = speed_factor()
+        assert self._factor is not None
+        self.factor = (self._factor + factor_after) / 2
+        self._factor = factor_after
+        self.elapsed = self.cpu_s * self.factor
