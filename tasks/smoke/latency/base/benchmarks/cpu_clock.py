@@ -8,8 +8,10 @@ the next. The benchmarks here therefore report what the measured code costs in C
   process below it and, optionally, every other process of the root's session. Each clock covers all
   threads of its process, also those that exited, with nanosecond resolution; a process that appears
   between two readings counts in full, and children its members have reaped count too (at the
-  kernel's tick resolution). The figures come from the kernel, so the measured code has no say in
-  them, and work it hands to a helper process or thread is counted.
+  kernel's tick resolution). The figures come from the kernel: work the measured code hands to a
+  helper thread or process is counted, and a server measured from its client has no say in them
+  (a benchmark that runs the measured code in its own process imports this module first, so that
+  the clock functions it holds are the interpreter's own).
 - A CPU second is not a fixed amount of work either: a core that shares its caches or its physical
   core with other busy processes gets less done in it. So each measured section is paired with a
   short, fixed calibration loop right before and after it, and its CPU time is reported in reference
