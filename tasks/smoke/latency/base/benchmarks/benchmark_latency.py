@@ -20,11 +20,13 @@ import os
 import random
 import sys
 
+# The clock first: from this folder (before the checkout goes on the path), and before the code it
+# measures, so that it holds the clock functions as they are.
+from cpu_clock import CpuTimer
+
 # Let the script run from a source checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# The clock before the code it measures, so that it holds the clock functions as they are.
-from cpu_clock import CpuTimer  # noqa: I001
 from minillm import LLM, EngineConfig, SamplingParams
 
 
