@@ -277,7 +277,7 @@ def test_a_failing_baseline_is_an_infrastructure_error(tmp_path: Path) -> None:
 
 def test_a_failing_human_stops_the_task_at_once(tmp_path: Path) -> None:
     # The human's benchmark hangs; without the stop the agent and baseline would go on for 8 rounds.
-    hanging = {"bench.py": "import time\ntime.sleep(60)\n", "work.py": WORK_PY}
+    hanging = {"bench.py": BENCH_PY, "work.py": WORK_PY.replace("0.06", "60")}
     task_file = write_source_task(tmp_path / "tasks", "toy-sleep", human=hanging, timeout_s=2)
     with pytest.raises(InfrastructureError, match=r"human variant failed \(timeout\).*stopped at once"):
         run_job(job(tmp_path, task_file, "noop", rounds=8, warmup=0))
