@@ -81,6 +81,9 @@ def test_drift_check_compares_fresh_with_cached_rounds() -> None:
     shifted = drift_check([120.0, 121.0, 119.0], cached, lower_is_better=True)
     assert shifted["drifted"] is True and shifted["pct"] < -15  # latency up: worse
     assert drift_check([], cached, lower_is_better=True)["drifted"] is True
+    # one fresh round (fixed --isobench-rounds=1): only a shift beyond the tolerance is drift
+    assert drift_check([101.0], [100.0], lower_is_better=True)["drifted"] is False
+    assert drift_check([104.0], [100.0], lower_is_better=True)["drifted"] is True
 
 
 def test_cache_entries_are_checksummed_and_tampering_is_reported(tmp_path: Path) -> None:
