@@ -23,7 +23,8 @@ def gate_message(outcome: Outcome) -> str:
     band = outcome.hard_detail.get("band", 5.0)
     return (
         f"{outcome.task_id}: agent {outcome.agent} is {outcome.hard} than the human change on {metric}:"
-        f" {outcome.hard_pct:+.1f} % (needs ≥ -{band:g} %); {ran}; artifacts in {outcome.artifacts}"
+        f" {outcome.hard_pct:+.1f} % (needs ≥ -{band:g} %){inconclusive_text(outcome.hard_detail)}; {ran};"
+        f" artifacts in {outcome.artifacts}"
     )
 
 
@@ -37,6 +38,22 @@ def agent_ending(agent_run: dict[str, Any]) -> str:
     return (
         "agent gave no exit code" if code is None else f"agent exit code {code}"
     ) + ", within its time budget"
+
+
+def inconclusive_text(detail: dict[str, Any]) -> str:
+    """ ", inconclusive after 20 rounds: noise ±9 %" when the verdict could be noise; else ""."""
+    if not detail.get("inconclusive"):
+        return ""
+    counts = detail.get("rounds") or {}
+    if not counts:
+        return ", inconclusive"
+    used = min(int(counts.get("agent", 0)), int(counts.get("human", 0)))
+    interval = detail.get("ci_pct")
+    if interval:
+        why = f"noise ±{(interval[1] - interval[0]) / 2:.0f} %"
+    else:
+        why = str(detail.get("ci_note") or "no interval")
+    return f", inconclusive after {used} rounds: {why}"
 
 
 def require_hard_pass(outcome: Outcome) -> None:

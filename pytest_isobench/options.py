@@ -21,7 +21,12 @@ TASKS_HELP = (
 BACKEND_HELP = (
     "sandbox the tasks run in: local (default; trusted agents only), docker, or one a conftest.py adds"
 )
-ROUNDS_HELP = "measured rounds per variant, after the warm-up (default 5)"
+ROUNDS_HELP = (
+    "measured rounds per variant after the warm-up: auto (default: adaptive, between the min and max"
+    " rounds, until the agent/human interval is clear of the band edges) or a fixed number"
+)
+MIN_ROUNDS_HELP = "adaptive rounds: the fewest rounds of agent and human (default 5)"
+MAX_ROUNDS_HELP = "adaptive rounds: the most rounds of agent and human (default 20)"
 WARMUP_HELP = "warm-up runs per variant before the measured rounds (default 1)"
 BUDGET_HELP = (
     "agent time budget in minutes; the agent and all its children are killed when it runs out (default 120)"
@@ -35,7 +40,10 @@ RUN_ID_HELP = (
     "reuse a run id: finished stages of that run are kept, the rest resumes (default: a new id,"
     " date-time-random)"
 )
-REMEASURE_HELP = "measure baseline and human again instead of reusing cached results (default: off)"
+REMEASURE_HELP = (
+    "measure the baseline in full instead of reusing a cached one after a drift check (default: off;"
+    " the human is always measured fresh)"
+)
 MEASURE_LOCK_HELP = (
     "host (default): one measurement at a time on this host (pytest-xdist workers queue); none: no lock"
 )
@@ -125,6 +133,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-agent", "isobench_agent", "string", AGENT_HELP),
     ("--isobench-backend", "isobench_backend", "string", BACKEND_HELP),
     ("--isobench-rounds", "isobench_rounds", "string", ROUNDS_HELP),
+    ("--isobench-min-rounds", "isobench_min_rounds", "string", MIN_ROUNDS_HELP),
+    ("--isobench-max-rounds", "isobench_max_rounds", "string", MAX_ROUNDS_HELP),
     ("--isobench-warmup", "isobench_warmup", "string", WARMUP_HELP),
     ("--isobench-time-budget", "isobench_time_budget", "string", BUDGET_HELP),
     ("--isobench-clone-timeout", "isobench_clone_timeout", "string", CLONE_TIMEOUT_HELP),
@@ -175,6 +185,10 @@ class Settings:
     keep_work: bool
     rootdir: Path
     hints: str = "none"
+    # rounds: adaptive between min_rounds and max_rounds when rounds_auto, else ``rounds`` exactly
+    rounds_auto: bool = False
+    min_rounds: int = 5
+    max_rounds: int = 20
     judges: tuple[str, ...] = ()
     judge_prices: dict[str, tuple[float, float]] | None = None
     judge_timeout_s: float = 60.0
@@ -198,6 +212,11 @@ class Settings:
     def dataset_dir(self) -> Path:
         """Where the tasks' declared datasets are kept: the commands' ``{dataset_dir}``."""
         return self.dataset_cache or self.cache_dir / "datasets"
+
+    @property
+    def rounds_text(self) -> str:
+        """How many rounds, as the report header says it: ``auto(5-20)`` or the fixed number."""
+        return f"auto({self.min_rounds}-{self.max_rounds})" if self.rounds_auto else str(self.rounds)
 
     @property
     def time_budget_s(self) -> float:
@@ -331,7 +350,7 @@ def resolve(config: pytest.Config) -> Settings:
         task_roots=roots,
         explicit_task_roots=explicit,
         backend=str(backend or "local"),
-        rounds=_number(config, "isobench_rounds", 5, int, 1),
+        **_rounds(config),
         warmup=_number(config, "isobench_warmup", 1, int, 0),
         time_budget_min=_number(config, "isobench_time_budget", 120.0, float, 0.001),
         runs_dir=_path(config, "isobench_runs_dir", state / "runs"),
@@ -373,6 +392,27 @@ def _agent_disk(config: pytest.Config) -> int | None:
         return parse_size(str(value))
     except ValueError as exc:
         raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def _rounds(config: pytest.Config) -> dict[str, Any]:
+    """``--isobench-rounds`` (auto or a number) with the adaptive bounds, checked against each other."""
+    value, where = _raw(config, "isobench_rounds")
+    auto = value is None or str(value).strip().lower() == "auto"
+    low = _number(config, "isobench_min_rounds", 5, int, 1)
+    high = _number(config, "isobench_max_rounds", 20, int, 1)
+    if high < low:
+        raise pytest.UsageError(
+            f"--isobench-max-rounds ({high}) is below --isobench-min-rounds ({low}): raise the maximum"
+        )
+    if auto:
+        return {"rounds": low, "rounds_auto": True, "min_rounds": low, "max_rounds": high}
+    try:
+        rounds = int(str(value).strip())
+    except ValueError:
+        raise pytest.UsageError(f"{where}: {value!r} is not a valid int (nor auto)") from None
+    if rounds < 1:
+        raise pytest.UsageError(f"{where}: {value!r} must be at least 1 (or auto)")
+    return {"rounds": rounds, "rounds_auto": False, "min_rounds": low, "max_rounds": high}
 
 
 def _docker_settings(config: pytest.Config) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,9 +22,17 @@ from .agents.prompt import render_prompt
 from .correctness import check_correctness
 from .inputs import check_inputs, with_dataset_dir
 from .measure.benchfiles import BenchmarkFiles
-from .measure.cache import MeasurementCache, measurement_key
-from .measure.runner import FAILURE_REASON, BenchRun, first_failure, measure, primary_values
-from .measure.verdict import HardVerdict, hard_verdict
+from .measure.cache import CacheEntry, MeasurementCache, measurement_key
+from .measure.runner import (
+    FAILURE_REASON,
+    REFERENCE_VARIANTS,
+    BenchRun,
+    RoundPolicy,
+    first_failure,
+    measure,
+    primary_values,
+)
+from .measure.verdict import BAND_PCT, HardVerdict, describe, hard_verdict
 from .measure.workload import check_workload
 from .options import Settings
 from .results import Outcome, append_outcome, write_json
@@ -41,6 +50,10 @@ from .scoring import agent_slug, quadrant
 from .tasks import LoadedTask, Task
 
 Progress = Callable[[str], None]
+log = logging.getLogger("pytest_isobench")
+# Fresh baseline rounds that check a cached baseline for drift.
+DRIFT_ROUNDS = 3
+DRIFT_TOLERANCE_PCT = 2.5
 
 
 class TaskSkipped(Exception):
@@ -307,19 +320,32 @@ def measurement_lock(settings: Settings) -> Iterator[None]:
 
 
 def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Progress) -> HardVerdict:
+    """Measure agent, human and baseline in interleaved rounds and judge the agent.
+
+    The human is always measured fresh, side by side with the agent (a cached human only says how
+    the fresh one compares). A cached baseline is reused after a drift check: ``DRIFT_ROUNDS`` fresh
+    baseline rounds compared with the cached ones; when they differ it is measured in full again and
+    the entry replaced. ``outcome.measured["sources"]`` says which. A failing baseline or human stops
+    the task at once (an infrastructure error naming the variant).
+    """
     task, settings = job.task, job.settings
     bench = with_dataset_dir(task.benchmark, settings.dataset_dir)
     assert bench.metric is not None
+    metric = bench.metric
     cache = MeasurementCache(settings.cache_dir)
     keys = {
-        v: measurement_key(task, v, rounds=settings.rounds, warmup=settings.warmup, backend=sandbox.name)
-        for v in ("baseline", "human")
+        v: measurement_key(task, v, warmup=settings.warmup, backend=sandbox.name) for v in REFERENCE_VARIANTS
     }
-    cached: dict[str, list[BenchRun]] = {}
+    cached: dict[str, CacheEntry] = {}
+    warnings: list[str] = []
     if not settings.remeasure:
         for variant, key in keys.items():
-            if (reused := cache.load(task, variant, key)) is not None:
-                cached[variant] = reused
+            entry, problem = cache.load(task, variant, key)
+            if problem is not None:
+                log.warning("%s: %s", task.id, problem)
+                warnings.append(problem)
+            if entry is not None:
+                cached[variant] = entry
     trees: dict[str, Path] = {}
     failure: str | None = None
     try:
@@ -327,35 +353,88 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
     except PatchDoesNotApply as exc:
         failure = "patch_does_not_apply"
         outcome.measured["patch_error"] = str(exc)
-    for variant in ("baseline", "human"):
-        if variant not in cached:
-            trees[variant] = sandbox.variant_tree(variant)
-    runs: dict[str, list[BenchRun]] = dict(cached)
-    if trees:
-        say(f"measuring {', '.join(sorted(trees))}: {settings.warmup} warm-up + {settings.rounds} rounds")
-        seed = int(hashlib.sha256(f"{job.run_id}/{task.id}".encode()).hexdigest()[:8], 16)
-        with measurement_lock(settings):
-            fresh, schedule = measure(
-                sandbox,
-                bench,
-                trees,
-                job.artifacts / "bench",
-                rounds=settings.rounds,
-                warmup=settings.warmup,
-                seed=seed,
-                progress=say,
-            )
-        runs.update(fresh)
-        outcome.measured["schedule"] = schedule
-    outcome.measured["cached"] = sorted(cached)
+    for variant in REFERENCE_VARIANTS:
+        trees[variant] = sandbox.variant_tree(variant)
+    policy = RoundPolicy(
+        metric=metric,
+        lower_is_better=bench.lower_is_better,
+        band=BAND_PCT,
+        fixed=None if settings.rounds_auto else settings.rounds,
+        min_rounds=settings.min_rounds,
+        max_rounds=max(settings.max_rounds, settings.min_rounds),
+    )
+    drift: dict[str, Any] = {}
+    if "baseline" in cached:
+        reference = primary_values(cached["baseline"].runs, metric)
+        policy.baseline_rounds = DRIFT_ROUNDS
+
+        def check(fresh: list[float]) -> bool:
+            drift.update(drift_check(fresh, reference, lower_is_better=bench.lower_is_better))
+            return bool(drift["drifted"])
+
+        policy.drift_check = check
+    rounds_text = settings.rounds_text
+    say(f"measuring {', '.join(sorted(trees))}: {settings.warmup} warm-up + {rounds_text} rounds")
+    seed = int(hashlib.sha256(f"{job.run_id}/{task.id}".encode()).hexdigest()[:8], 16)
+    with measurement_lock(settings):
+        result = measure(
+            sandbox,
+            bench,
+            trees,
+            job.artifacts / "bench",
+            policy=policy,
+            warmup=settings.warmup,
+            seed=seed,
+            progress=say,
+        )
+    fresh = result.runs
+    outcome.measured["schedule"] = result.schedule
+    outcome.measured["rounds_mode"] = rounds_text
+    if result.stopped_by is not None:
+        stop = result.stopped_by
+        outcome.measured["runs"] = {v: [r.to_json() for r in rs] for v, rs in sorted(fresh.items())}
+        raise SandboxError(
+            f"the {stop.variant} variant failed ({stop.status}): {stop.detail}; the task stopped at once"
+        )
+    runs: dict[str, list[BenchRun]] = dict(fresh)
+    sources: dict[str, Any] = {"agent": {"source": "fresh"}}
+    sources["human"] = {"source": "fresh"}
+    if "human" in cached:  # the cache only seeds: how the fresh human compares with the cached one
+        sources["human"]["cache_compare"] = drift_check(
+            primary_values(fresh["human"], metric),
+            primary_values(cached["human"].runs, metric),
+            lower_is_better=bench.lower_is_better,
+        )
+    if "baseline" in cached and not policy.drifted:
+        runs["baseline"] = cached["baseline"].runs
+        checked = drift or {"drifted": None, "reason": "the measurement ended before the drift check"}
+        fresh_runs = len(fresh["baseline"])
+        sources["baseline"] = {"source": "cache", "drift_check": checked, "fresh_runs": fresh_runs}
+        outcome.measured["drift_runs"] = [r.to_json() for r in fresh["baseline"]]
+    else:
+        sources["baseline"] = {"source": "fresh"}
+        if drift:
+            sources["baseline"]["drift_check"] = drift
+    run_info = {"run_id": job.run_id, "backend": sandbox.name, "image": getattr(sandbox, "image", None)}
+    for variant in REFERENCE_VARIANTS:
+        # Only a complete measurement replaces an entry (not one cut short by a failing agent).
+        complete = len(primary_values(runs[variant], metric)) >= policy.target
+        if sources[variant]["source"] == "fresh" and complete:
+            sources[variant]["stored"] = cache.store(task, variant, keys[variant], runs[variant], run_info)
+    outcome.measured["sources"] = sources
+    outcome.measured["cached"] = sorted(v for v, src in sources.items() if src["source"] == "cache")
     outcome.measured["runs"] = {v: [r.to_json() for r in rs] for v, rs in sorted(runs.items())}
     outcome.measured["metrics"] = {v: _median_metrics(rs) for v, rs in sorted(runs.items())}
-    for variant in ("baseline", "human"):
-        bad = first_failure(runs.get(variant, []))
-        if bad is not None:
-            raise SandboxError(f"the {variant} variant failed ({bad.status}): {bad.detail}")
-        if variant not in cached:
-            cache.store(task, variant, keys[variant], runs[variant])
+    outcome.measured["noise"] = {v: _noise(rs, metric) for v, rs in sorted(runs.items())}
+    outcome.measured["retried"] = sum(1 for rs in fresh.values() for r in rs if r.retried)
+    loaded = [r for rs in fresh.values() for r in rs if r.host.get("loaded")]
+    if loaded:
+        total = sum(len(rs) for rs in fresh.values())
+        example = loaded[0].host["loaded"]
+        warning = f"host loaded during {len(loaded)} of {total} benchmark runs, e.g. {example}"
+        log.warning("%s: %s", task.id, warning)
+        warnings.append(warning)
+    outcome.measured["warnings"] = warnings
     if failure is None and (bad := first_failure(runs.get("agent", []))) is not None:
         failure = FAILURE_REASON[bad.status]
         outcome.measured["agent_failure"] = bad.detail
@@ -366,8 +445,48 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
         say("checking correctness")
         detail = check_correctness(sandbox, task, trees, job.artifacts / "correctness")
         outcome.correctness, outcome.correctness_detail = detail["status"], detail
-    values = {v: primary_values(rs, bench.metric) for v, rs in runs.items()}
-    return hard_verdict(bench.metric, values, lower_is_better=bench.lower_is_better, failure=failure)
+    values = {v: primary_values(rs, metric) for v, rs in runs.items()}
+    verdict = hard_verdict(metric, values, lower_is_better=bench.lower_is_better, failure=failure)
+    say(f"hard verdict: {describe(verdict)}")
+    return verdict
+
+
+def drift_check(fresh: list[float], reference: list[float], *, lower_is_better: bool) -> dict[str, Any]:
+    """Fresh rounds against cached ones: drifted when the interval of fresh/cached excludes 0 %.
+
+    Without an interval (fewer than 3 values on a side, or identical values) a shift of more than
+    ``DRIFT_TOLERANCE_PCT`` counts as drift.
+    """
+    from .measure import stats
+
+    if not fresh or not reference or any(v <= 0 for v in (*fresh, *reference)):
+        return {"drifted": True, "reason": "no usable values to compare"}
+    estimate = stats.hodges_lehmann_ratio(fresh, reference)
+    pct = estimate.percent(lower_is_better=lower_is_better)
+    interval = estimate.percent_interval(lower_is_better=lower_is_better)
+    if interval is not None:
+        drifted = not interval[0] <= 0.0 <= interval[1]
+    else:  # too few values for an interval, or no noise at all: a shift beyond the tolerance counts
+        drifted = abs(pct) > DRIFT_TOLERANCE_PCT
+    return {
+        "drifted": drifted,
+        "pct": round(pct, 2),
+        "ci_pct": None if interval is None else [round(interval[0], 2), round(interval[1], 2)],
+        "fresh_rounds": len(fresh),
+        "cached_rounds": len(reference),
+    }
+
+
+def _noise(runs: list[BenchRun], metric: str) -> dict[str, Any]:
+    """Rounds used and coefficient of variation of the primary metric of one variant."""
+    from .measure.stats import spread
+
+    values = primary_values(runs, metric)
+    return {
+        "rounds": len(values),
+        "cv_pct": round(spread(values)["cv_pct"], 2) if values else None,
+        "retried": sum(1 for r in runs if r.retried),
+    }
 
 
 def agent_failed(task: Task, reason: str) -> HardVerdict:

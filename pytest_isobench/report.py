@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from .gate import inconclusive_text
 from .keys import WIRE_KEY
 from .results import Outcome, append_outcome
-from .scoring import LEGEND, render_table, summarize
+from .scoring import LEGEND, gain_not_measurable, render_table, summarize
 
 
 class JsonDict(dict[str, Any]):
@@ -96,6 +97,7 @@ class RunCollector:
             "unrecorded_errors": sorted(self.errors.values()),
             "touches_benchmark": sorted(r["task_id"] for r in records if r.get("touches_benchmark")),
             "judges": judge_summary(records),
+            "human_gain_not_measurable": gain_not_measurable(records),
         }
 
     @pytest.hookimpl(optionalhook=True)
@@ -122,6 +124,11 @@ class RunCollector:
             terminalreporter.write_line(
                 f"{len(summary['touches_benchmark'])} patch(es) changed benchmark files (measured with the"
                 f" reference tree's instead): {', '.join(summary['touches_benchmark'])}"
+            )
+        if summary["human_gain_not_measurable"]:
+            terminalreporter.write_line(
+                "human gain not measurable here (human vs baseline inside the noise): "
+                + ", ".join(summary["human_gain_not_measurable"])
             )
         if self.skipped:
             reasons = sorted(set(self.skipped.values()))
@@ -206,7 +213,11 @@ def _task_row(record: dict[str, Any]) -> dict[str, Any]:
         "touches_benchmark",
         "error",
     )
-    return {key: record.get(key) for key in keys}
+    row = {key: record.get(key) for key in keys}
+    detail = record.get("hard_detail") or {}
+    noise_keys = ("inconclusive", "rounds", "ci_pct", "ci_note", "human_gain_measurable")
+    row["hard_detail"] = {key: detail.get(key) for key in noise_keys}
+    return row
 
 
 def _task_line(row: dict[str, Any]) -> str:
@@ -214,7 +225,7 @@ def _task_line(row: dict[str, Any]) -> str:
         return f"{row['task_id']:<20} error     {row.get('error') or ''}"
     pct = "" if row.get("hard_pct") is None else f"{row['hard_pct']:+.1f}%"
     extra = f" ({row['hard_reason']})" if row.get("hard_reason") else ""
-    flags = " inconclusive" if row.get("inconclusive") else ""
+    flags = inconclusive_text(row.get("hard_detail") or {"inconclusive": row.get("inconclusive")})
     if row.get("touches_benchmark"):
         flags += f" touches benchmark: {', '.join(row['touches_benchmark'])}"
     return (

@@ -63,9 +63,11 @@ class Group:
     hard: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HARD_VERDICTS, 0))
     quadrants: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUADRANTS, 0))
     errors: int = 0
+    inconclusive: int = 0
 
     def add(self, record: Mapping[str, Any]) -> None:
         self.n += 1
+        self.inconclusive += bool(record.get("inconclusive"))
         if record.get("status") == "error":
             self.errors += 1
         hard = record.get("hard")
@@ -98,6 +100,7 @@ class Group:
             "true_success_pct": _pct(q["Q1"], self.n) if judged else None,
             "gap_pct": _pct(q["Q3"], self.n) if judged else None,
             "right_target_pct": _pct(q["Q1"] + q["Q2"], self.n) if judged else None,
+            "inconclusive": self.inconclusive,
         }
 
 
@@ -108,6 +111,16 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         key = (str(record.get("repo") or "?"), str(record.get("agent") or "?"))
         groups.setdefault(key, Group(*key)).add(record)
     return [groups[key].as_dict() for key in sorted(groups)]
+
+
+def gain_not_measurable(records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Tasks whose human change is not measurably better than baseline here (interval includes 0)."""
+    found = set()
+    for record in records:
+        detail = record.get("hard_detail") or {}
+        if detail.get("human_gain_measurable") is False:
+            found.add(str(record.get("task_id")))
+    return sorted(found)
 
 
 TABLE_COLUMNS = (
@@ -128,6 +141,7 @@ TABLE_COLUMNS = (
     ("true_success_pct", "true%", ">"),
     ("gap_pct", "gap%", ">"),
     ("right_target_pct", "target%", ">"),
+    ("inconclusive", "inconcl.", ">"),
 )
 
 

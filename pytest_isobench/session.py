@@ -132,7 +132,8 @@ def header_lines(config: pytest.Config) -> list[str]:
     broken = sum(isinstance(e, BrokenTaskFile) for e in catalog)
     roots = ", ".join(str(r) for r in settings.task_roots)
     return [
-        f"isobench: agent={settings.agent or '(none)'} backend={settings.backend} rounds={settings.rounds}"
+        f"isobench: agent={settings.agent or '(none)'} backend={settings.backend}"
+        f" rounds={settings.rounds_text}"
         f" warmup={settings.warmup} time-budget={settings.time_budget_min:g}min hints={settings.hints}"
         f" judges={','.join(settings.judges) or '(none)'}"
         f" run={config.stash[RUN_ID_KEY]}",

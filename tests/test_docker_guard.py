@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_isobench.agents.base import agent_registry, build_agent
-from pytest_isobench.measure.cache import MeasurementCache
+from pytest_isobench.measure.cache import MeasurementCache, checksum
 from pytest_isobench.pipeline import Job, run_job
 from pytest_isobench.sandbox import engine
 from pytest_isobench.sandbox.docker import DockerSandbox
@@ -61,7 +62,6 @@ def test_the_measurement_cache_is_out_of_the_agents_reach(tmp_path: Path) -> Non
     cache = MeasurementCache(tmp_path / "cache")
     entries = sorted(cache.root.rglob("*.json"))
     assert len(entries) == 2 and first.measured["cached"] == []
-    before = {path: path.read_bytes() for path in entries}
     # The agent knows where the cache is on the host and tries every way there it can think of.
     attack = "; ".join(
         [
@@ -77,8 +77,14 @@ def test_the_measurement_cache_is_out_of_the_agents_reach(tmp_path: Path) -> Non
     outcome = run_job(job)
     assert outcome.agent_run["returncode"] == 0
     assert sorted(cache.root.rglob("*.json")) == entries  # nothing added
-    assert {path: path.read_bytes() for path in entries} == before  # nothing changed
-    assert outcome.measured["cached"] == ["baseline", "human"]  # and the harness's own entries reused
+    # Nothing the agent wrote reached an entry: the harness found both intact (no entry discarded).
+    # The human is measured fresh every run and stored again by the harness itself.
+    assert not [w for w in outcome.measured["warnings"] if "discarded the cached" in w]
+    assert outcome.measured["sources"]["human"]["source"] == "fresh"
+    assert outcome.measured["sources"]["baseline"]["drift_check"]["fresh_rounds"] == 1
+    for path in entries:
+        data = json.loads(path.read_text())
+        assert data["checksum"] == checksum(data["content"])
     assert not list(tmp_path.rglob("evil.json"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -12,7 +13,15 @@ from fake_llm_server import SilentServer, silent_server_fixture  # noqa: F401
 from support import ANCHOR, WORK_PY, write_source_task
 
 DIST_MODES = {"single": [], "xdist2": ["-n", "2"], "no-xdist": ["-p", "no:xdist"]}
-FAST = ["--isobench-rounds=2", "--isobench-warmup=0", "-p", "no:cacheprovider"]
+# Adaptive rounds from 3 to 8: an A/A pair on a loaded host gets more rounds until its interval is clear.
+FAST = [
+    "--isobench-rounds=auto",
+    "--isobench-min-rounds=3",
+    "--isobench-max-rounds=8",
+    "--isobench-warmup=0",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 @pytest.fixture(params=list(DIST_MODES), ids=list(DIST_MODES))
@@ -37,18 +46,27 @@ def run_dir(pytester: pytest.Pytester) -> Path:
 
 def test_human_passes_noop_fails_in_every_mode(suite: pytest.Pytester, dist: list[str]) -> None:
     result = suite.runpytest("--isobench-agent=human", *FAST, *dist)
-    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
             "*isobench: run *",
-            "toy-one*similar*avg_latency*unscored*",
+            "toy-one*avg_latency*unscored*",
             "repo*agent*tasks*beats*similar*worse*failed*error*",
-            "toy*human*2*0*2*0*0*0*0*0*0*0*2*100.0*n/a*n/a*n/a",
         ]
     )
+    rows = [line for line in result.outlines if re.match(r"toy-(one|two) ", line)]
+    assert len(rows) == 2, result.outlines
+    # Identical code is similar; on a heavily loaded host a miss must be one the harness flags as noise.
+    missed = [row for row in rows if " similar " not in row]
+    assert all("inconclusive after" in row for row in missed), rows
+    result.assert_outcomes(passed=2 - len(missed), failed=len(missed))
     result = suite.runpytest("--isobench-agent=noop", *FAST, *dist)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*toy-one: agent noop is worse than the human change on avg_latency*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*toy-one: agent noop is worse than the human change on avg_latency: -* % (needs ≥ -5 %);"
+            " agent exit code *; artifacts in *",
+        ]
+    )
 
 
 def test_outcome_reaches_json_report_junit_and_outcomes(suite: pytest.Pytester, dist: list[str]) -> None:
@@ -85,6 +103,7 @@ def test_outcome_reaches_json_report_junit_and_outcomes(suite: pytest.Pytester, 
             "true_success_pct": None,
             "gap_pct": None,
             "right_target_pct": None,
+            "inconclusive": 0,  # 60 ms against 20 ms: clear after the minimum of 3 rounds
         }
     ]
     for test in report["tests"]:

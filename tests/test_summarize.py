@@ -15,14 +15,14 @@ R = [
     # task, repo, agent, hard, bottleneck, extra
     ("v1", "vllm", "a", "worse", "different_target", {}),  # superseded by the later v1 line
     ("v1", "vllm", "a", "beats", "same_target", {"hard_pct": 12.5}),  # Q1
-    ("v2", "vllm", "a", "similar", "related_target", {}),  # Q1
+    ("v2", "vllm", "a", "similar", "related_target", {"inconclusive": True}),  # Q1, noise could flip it
     ("v3", "vllm", "a", "worse", "same_target", {}),  # Q2
     ("v4", "vllm", "a", "failed", "different_target", {"hard_pct": None}),  # Q4
     ("v5", "vllm", "a", "similar", "different_target", {}),  # Q3 (lucky win)
     ("v6", "vllm", "a", "beats", None, {}),  # unscored
     ("v7", "vllm", "a", "worse", "same_target", {"quadrant": "Q4"}),  # a recorded quadrant is kept
     ("v8", "vllm", "a", "failed", "no_optimization", {"unknown_key": [1, 2]}),  # Q4
-    ("s1", "sglang", "a", "similar", "related_target", {}),  # Q1
+    ("s1", "sglang", "a", "similar", "related_target", {"inconclusive": True}),  # Q1
     ("s2", "sglang", "a", "worse", None, {"approach": None}),  # unscored
     ("s3", "sglang", "a", "beats", "same_target", {}),  # Q1
 ]
@@ -45,6 +45,7 @@ EXPECTED = [
         "true_success_pct": 66.7,
         "gap_pct": 0.0,
         "right_target_pct": 66.7,
+        "inconclusive": 1,
     },
     {
         "repo": "vllm",
@@ -64,6 +65,7 @@ EXPECTED = [
         "true_success_pct": 25.0,
         "gap_pct": 12.5,
         "right_target_pct": 37.5,
+        "inconclusive": 1,
     },
 ]
 
@@ -117,6 +119,7 @@ def test_text_table(outcomes: Path) -> None:
         "true%",
         "gap%",
         "target%",
+        "inconcl.",
     ]
     assert lines[1].split() == [
         "sglang",
@@ -136,12 +139,14 @@ def test_text_table(outcomes: Path) -> None:
         "66.7",
         "0.0",
         "66.7",
+        "1",
     ]
-    assert lines[2].split()[:3] == ["vllm", "a", "8"] and lines[2].split()[-4:] == [
+    assert lines[2].split()[:3] == ["vllm", "a", "8"] and lines[2].split()[-5:] == [
         "50.0",
         "25.0",
         "12.5",
         "37.5",
+        "1",
     ]
 
 

@@ -1,8 +1,12 @@
 """Cached baseline and human measurements, keyed by everything that could change their numbers.
 
-The key covers the task, the variant's commit, the benchmark configuration, the rounds, the machine
-fingerprint and the harness version, so a cached result is only ever reused where it would have been
-measured the same way. Every agent of later runs on the same machine reuses them.
+The key covers the task, the variant's commit, the benchmark configuration, the warm-up, the machine
+fingerprint, the harness version and a hash of the measurement code itself, so a cached result is
+only ever reused where it would have been measured the same way. Each entry records when, in which
+run, under which package versions and under what host load it was measured, and carries a checksum
+of its content: an entry whose checksum does not match (edited by hand or by an agent) is discarded
+with a warning and measured again. The human is always measured fresh next to the agent (a cached
+human only says how the fresh one compares); the baseline may be reused after a drift check.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import platform
 import shutil
 import socket
 import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +31,44 @@ from ..tasks import Task
 from .benchfiles import benchmark_patterns
 from .runner import BenchRun
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+MEASURE_DIR = Path(__file__).resolve().parent
+# Packages whose version is recorded with each entry (those present).
+RECORDED_PACKAGES = ("pytest-isobench", "torch", "vllm", "sglang", "transformers", "triton")
+
+
+@functools.cache
+def measurement_code_hash() -> str:
+    """Hash of the measurement code (every ``pytest_isobench/measure/*.py``): part of every cache key."""
+    digest = hashlib.sha256()
+    for path in sorted(MEASURE_DIR.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.cache
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape a measurement (Python, this harness, engines if installed)."""
+    found = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def checksum(content: Any) -> str:
+    """SHA-256 of the canonical JSON of an entry's content."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cached measurement: its runs and how they were measured."""
+
+    runs: list[BenchRun]
+    info: dict[str, Any]  # measured_at, run_id, harness, versions, machine, backend, rounds, load
 
 
 @functools.cache
@@ -61,7 +105,7 @@ def machine_fingerprint() -> dict[str, Any]:
     }
 
 
-def measurement_key(task: Task, variant: str, *, rounds: int, warmup: int, backend: str) -> str:
+def measurement_key(task: Task, variant: str, *, warmup: int, backend: str) -> str:
     """Content hash of everything a baseline or human measurement depends on."""
     commit = task.base_commit if variant == "baseline" else task.human_commit
     bench = task.benchmark
@@ -75,11 +119,11 @@ def measurement_key(task: Task, variant: str, *, rounds: int, warmup: int, backe
         "ready_url": bench.ready_url,
         "env": bench.env,
         "benchmark_files": benchmark_patterns(task),  # measured with the reference tree's files
-        "rounds": rounds,
         "warmup": warmup,
         "backend": backend,
         "machine": machine_fingerprint(),
         "harness": __version__,
+        "measure_code": measurement_code_hash(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -93,17 +137,58 @@ class MeasurementCache:
     def _path(self, task: Task, variant: str, key: str) -> Path:
         return self.root / task.id / f"{variant}-{key[:24]}.json"
 
-    def load(self, task: Task, variant: str, key: str) -> list[BenchRun] | None:
+    def load(self, task: Task, variant: str, key: str) -> tuple[CacheEntry | None, str | None]:
+        """(entry, None) when usable; (None, why) when the entry exists but cannot be trusted; (None, None)
+        when there is none. A damaged or tampered entry is deleted, so it is measured again."""
         path = self._path(task, variant, key)
+        if not path.is_file():
+            return None, None
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("key") != key:
-                return None
-            return [BenchRun(**run) for run in data["runs"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # a missing or damaged entry is measured again
+            content = data["content"]
+            if data.get("format") != CACHE_FORMAT or content.get("key") != key:
+                return None, None  # another layout: measured again, not an alarm
+            if data.get("checksum") != checksum(content):
+                problem = "its checksum does not match its content (edited after it was written)"
+            else:
+                return CacheEntry([BenchRun(**run) for run in content["runs"]], content["info"]), None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            problem = f"it cannot be read ({type(exc).__name__})"
+        path.unlink(missing_ok=True)
+        return None, f"discarded the cached {variant} measurement {path.name}: {problem}; measuring it again"
 
-    def store(self, task: Task, variant: str, key: str, runs: list[BenchRun]) -> None:
-        if any(run.status != "ok" for run in runs):
-            return  # only clean measurements are worth reusing
-        write_json(self._path(task, variant, key), {"key": key, "runs": [run.to_json() for run in runs]})
+    def store(self, task: Task, variant: str, key: str, runs: list[BenchRun], info: dict[str, Any]) -> bool:
+        """Keep a clean measurement (every run ok) with how it was measured; False when not kept."""
+        if not runs or any(run.status != "ok" for run in runs):
+            return False  # only clean measurements are worth reusing
+        content = {
+            "key": key,
+            "runs": [run.to_json() for run in runs],
+            "info": {
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "harness": __version__,
+                "measure_code": measurement_code_hash(),
+                "versions": package_versions(),
+                "machine": machine_fingerprint(),
+                "rounds": sum(1 for run in runs if run.round >= 0),
+                "load": load_summary(runs),
+                **info,
+            },
+        }
+        write_json(
+            self._path(task, variant, key),
+            {"format": CACHE_FORMAT, "checksum": checksum(content), "content": content},
+        )
+        return True
+
+
+def load_summary(runs: list[BenchRun]) -> dict[str, Any]:
+    """Host load over some runs: how many were loaded, the highest load average and others' CPU share."""
+    loads = [run.host.get("before", {}).get("loadavg_1m") for run in runs]
+    shares = [run.host.get("during", {}).get("others_cpu_share") for run in runs]
+    return {
+        "loaded_runs": sum(1 for run in runs if run.host.get("loaded")),
+        "runs": len(runs),
+        "loadavg_1m_max": max((x for x in loads if x is not None), default=None),
+        "others_cpu_share_max": max((x for x in shares if x is not None), default=None),
+    }

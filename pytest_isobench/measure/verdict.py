@@ -1,9 +1,10 @@
 """The hard (performance) verdict of one agent on one task, by the paper's rule.
 
-The agent's median on the primary metric is compared with the human's: more than ``BAND_PCT``
-percent better "beats", more than ``BAND_PCT`` worse "worse", otherwise "similar"; a patch that
-cannot be measured is "failed". The bootstrap interval does not change the verdict; it only flags
-verdicts that round-to-round noise could flip (``inconclusive``).
+The agent is compared with the human on the primary metric through the Hodges-Lehmann estimate of
+their ratio (the median of every agent/human pairwise ratio): more than ``BAND_PCT`` percent better
+"beats", more than ``BAND_PCT`` worse "worse", otherwise "similar"; a patch that cannot be measured is
+"failed". The paper's ratio of medians is recorded next to it. The exact Mann-Whitney interval does
+not change the verdict; it flags verdicts that round-to-round noise could flip (``inconclusive``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_isobench.measure import stats
 
@@ -47,8 +48,15 @@ class HardVerdict(BaseModel):
     spread: dict[str, dict[str, float]]  # per variant, stats.spread(...)
     agent_vs_baseline_pct: float | None
     human_vs_baseline_pct: float | None
-    ci95_pct: list[float] | None  # [lo, hi] bootstrap interval of pct
-    inconclusive: bool  # the interval straddles +band or -band
+    ci_pct: list[float] | None  # [lo, hi] exact Mann-Whitney interval of pct (None: see ci_note)
+    ci_confidence: float | None  # the interval's achieved coverage (0.968 from 5 vs 5 rounds)
+    ci_note: str | None  # why there is no interval, or that the requested confidence was not achievable
+    inconclusive: bool  # the interval straddles +band or -band, or there are too few rounds for one
+    estimator: str = "hodges-lehmann"
+    pct_of_medians: float | None = None  # the paper's figure: percent of median(agent) vs median(human)
+    rounds: dict[str, int] = Field(default_factory=dict)  # measured values per variant
+    human_vs_baseline_ci_pct: list[float] | None = None
+    human_gain_measurable: bool | None = None  # human vs baseline interval lies above 0 (None: no interval)
 
 
 def classify(pct: float, band: float = BAND_PCT) -> Verdict:
@@ -67,7 +75,6 @@ def hard_verdict(
     lower_is_better: bool,
     band: float = BAND_PCT,
     failure: str | None = None,
-    seed: int = 0,
 ) -> HardVerdict:
     """Judge the agent against the human from each variant's measured rounds of the primary metric.
 
@@ -85,6 +92,8 @@ def hard_verdict(
     medians.update({name: stats.median(values) for name, values in measured.items()})
     spreads = {name: stats.spread(values) for name, values in measured.items()}
     human_vs_baseline = _pct_or_none(medians["baseline"], medians["human"], lower_is_better)
+    counts = {name: len(values) for name, values in measured.items()}
+    gain_ci, gain_measurable = _human_gain(measured, lower_is_better)
     if failure is None and "agent" not in measured:
         failure = "no_metrics"
     if failure is not None:
@@ -99,15 +108,24 @@ def hard_verdict(
             spread=spreads,
             agent_vs_baseline_pct=None,
             human_vs_baseline_pct=human_vs_baseline,
-            ci95_pct=None,
+            ci_pct=None,
+            ci_confidence=None,
+            ci_note=None,
             inconclusive=False,
+            rounds=counts,
+            human_vs_baseline_ci_pct=gain_ci,
+            human_gain_measurable=gain_measurable,
         )
     human_median, agent_median = medians["human"], medians["agent"]
     if human_median is None:
         raise ValueError(f"no human rounds for {metric!r}: the agent cannot be judged without them")
     assert agent_median is not None  # "agent" is in measured here
-    pct = stats.percent_vs(human_median, agent_median, lower_is_better=lower_is_better)
-    ci = _interval(measured["agent"], measured["human"], lower_is_better, seed)
+    of_medians = stats.percent_vs(human_median, agent_median, lower_is_better=lower_is_better)
+    _require_positive(measured, ("agent", "human"), metric)
+    estimate = stats.hodges_lehmann_ratio(measured["agent"], measured["human"], confidence=CI_CONFIDENCE)
+    pct = estimate.percent(lower_is_better=lower_is_better)
+    ci = estimate.percent_interval(lower_is_better=lower_is_better)
+    too_few = estimate.refused is not None and estimate.refused.startswith("too few")
     return HardVerdict(
         verdict=classify(pct, band),
         pct=pct,
@@ -119,9 +137,61 @@ def hard_verdict(
         spread=spreads,
         agent_vs_baseline_pct=_pct_or_none(medians["baseline"], agent_median, lower_is_better),
         human_vs_baseline_pct=human_vs_baseline,
-        ci95_pct=None if ci is None else [ci[0], ci[1]],
-        inconclusive=ci is not None and _straddles(ci, band),
+        ci_pct=None if ci is None else [ci[0], ci[1]],
+        ci_confidence=None if estimate.confidence is None else round(estimate.confidence, 4),
+        ci_note=estimate.refused or estimate.note,
+        inconclusive=too_few or (ci is not None and _straddles(ci, band)),
+        pct_of_medians=of_medians,
+        rounds=counts,
+        human_vs_baseline_ci_pct=gain_ci,
+        human_gain_measurable=gain_measurable,
     )
+
+
+def noise_pct(verdict: HardVerdict) -> float | None:
+    """Half the width of the interval: how far round-to-round noise could move the percentage."""
+    if verdict.ci_pct is None:
+        return None
+    low, high = verdict.ci_pct
+    return (high - low) / 2.0
+
+
+def describe(verdict: HardVerdict) -> str:
+    """One line, e.g. "worse -7.4 %, inconclusive after 20 rounds: noise ±9 %"."""
+    if verdict.verdict == "failed":
+        return f"failed ({verdict.reason})"
+    text = f"{verdict.verdict} {verdict.pct:+.1f} %"
+    if verdict.inconclusive:
+        used = min(verdict.rounds.get("agent", 0), verdict.rounds.get("human", 0))
+        noise = noise_pct(verdict)
+        why = f"noise ±{noise:.0f} %" if noise is not None else (verdict.ci_note or "no interval")
+        text += f", inconclusive after {used} rounds: {why}"
+    return text
+
+
+def _require_positive(measured: Mapping[str, Sequence[float]], names: Sequence[str], metric: str) -> None:
+    for name in names:
+        if any(value <= 0 for value in measured.get(name, [])):
+            raise ValueError(
+                f"a non-positive {name!r} round of {metric!r} ({measured[name]}): a zero or negative"
+                " value means the measurement is broken"
+            )
+
+
+def _human_gain(
+    measured: Mapping[str, Sequence[float]], lower_is_better: bool
+) -> tuple[list[float] | None, bool | None]:
+    """Interval of human vs baseline, and whether it lies above 0 (the human change is measurably better)."""
+    human, baseline = measured.get("human"), measured.get("baseline")
+    if not human or not baseline or any(v <= 0 for v in (*human, *baseline)):
+        return None, None
+    estimate = stats.hodges_lehmann_ratio(human, baseline, confidence=CI_CONFIDENCE)
+    interval = estimate.percent_interval(lower_is_better=lower_is_better)
+    if interval is not None:
+        return [interval[0], interval[1]], interval[0] > 0
+    if estimate.refused is not None and estimate.refused.startswith("zero"):
+        return None, estimate.percent(lower_is_better=lower_is_better) > 0
+    return None, None
 
 
 def _measured_rounds(rounds: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
@@ -141,17 +211,6 @@ def _pct_or_none(reference: float | None, value: float | None, lower_is_better: 
     if reference is None or value is None or reference <= 0:
         return None
     return stats.percent_vs(reference, value, lower_is_better=lower_is_better)
-
-
-def _interval(
-    agent: Sequence[float], human: Sequence[float], lower_is_better: bool, seed: int
-) -> tuple[float, float] | None:
-    try:
-        return stats.bootstrap_percent_ci(
-            agent, human, lower_is_better=lower_is_better, confidence=CI_CONFIDENCE, seed=seed
-        )
-    except ValueError:  # every resample had a non-positive human median
-        return None
 
 
 def _straddles(interval: tuple[float, float], band: float) -> bool:
