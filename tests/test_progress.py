@@ -66,7 +66,9 @@ def test_quiet_hides_progress(suite: pytest.Pytester, mode: str) -> None:
 
 def test_progress_survives_without_the_terminal_reporter(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--isobench-agent=human", *FAST, "-p", "no:terminal", "-k", "toy-one")
-    assert result.ret == 0
+    # Two rounds of identical code may land either side of the band on a busy machine: what matters is
+    # that the run ends normally (passed or failed), not with an internal error.
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     assert not [line for line in result.outlines if LINE.match(line)]
 
 
