@@ -88,7 +88,16 @@ DATASET_CACHE_HELP = (
     " (default: <cache-dir>/datasets; fill it with `python -m pytest_isobench prefetch`)"
 )
 MEASURE_NETWORK_HELP = (
-    "docker: measurement containers' network: host (default; the harness polls the server) or none"
+    "docker: measurement containers' network: none (default; server and client share the container) or host"
+)
+AGENT_ENV_HELP = (
+    "variable of this environment the agent gets (repeatable; e.g. its model's API key). Local: the"
+    " agent otherwise gets only PATH, HOME, TMPDIR, TERM, locale and ISOBENCH_*; docker: forwarded"
+    " (keys only with --isobench-agent-network=bridge)"
+)
+REDACT_HELP = (
+    "variable whose value is a secret, redacted from artifacts, logs and reports (repeatable; *_API_KEY,"
+    " *_TOKEN, *_SECRET, *_PASSWORD are always)"
 )
 PRUNE_HELP = (
     "docker: when the engine's disk runs low, remove the project's images, least recently used first"
@@ -159,6 +168,11 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-dataset-cache", "isobench_dataset_cache", "string", DATASET_CACHE_HELP),
     ("--isobench-measure-network", "isobench_measure_network", "string", MEASURE_NETWORK_HELP),
 )
+# Repeatable variable names (the env var and ini value: names separated by commas or spaces).
+_NAME_LISTS: tuple[tuple[str, str, str], ...] = (
+    ("--isobench-agent-env", "isobench_agent_env", AGENT_ENV_HELP),
+    ("--isobench-redact", "isobench_redact", REDACT_HELP),
+)
 _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--isobench-remeasure", "isobench_remeasure", REMEASURE_HELP),
     ("--isobench-keep-work", "isobench_keep_work", KEEP_WORK_HELP),
@@ -202,11 +216,14 @@ class Settings:
     gpus: tuple[str, ...] | None = None
     shm_size: str = "16g"
     model_cache: Path | None = None
-    measure_network: str = "host"
+    measure_network: str = "none"
     prune: bool = False
     dataset_cache: Path | None = None  # None: <cache_dir>/datasets
     clone_timeout_min: float = 60.0
     agent_disk_bytes: int | None = 20 * 1024**3
+    # variables an agent gets (--isobench-agent-env) and extra secrets (--isobench-redact)
+    agent_env: tuple[str, ...] = ()
+    redact: tuple[str, ...] = ()
 
     @property
     def dataset_dir(self) -> Path:
@@ -247,6 +264,12 @@ def add_options(parser: pytest.Parser) -> None:
             help=f"{help_text} (ini: {dest}, env: {dest.upper()}=1)",
         )
         parser.addini(dest, help_text, type="bool", default=False)
+    for name, dest, help_text in _NAME_LISTS:
+        env_help = f"(ini: {dest}, env: {dest.upper()})"
+        group.addoption(
+            name, dest=dest, action="append", default=[], metavar="NAME", help=f"{help_text} {env_help}"
+        )
+        parser.addini(dest, help_text, type="args", default=[])
     group.addoption(
         "--isobench-tasks",
         dest="isobench_tasks",
@@ -314,6 +337,23 @@ def _task_roots(config: pytest.Config) -> tuple[tuple[Path, ...], bool]:
     return (config.rootpath / "tasks",), False
 
 
+def _names(config: pytest.Config, dest: str) -> tuple[str, ...]:
+    """A repeatable name option: CLI values, else the env var, else the ini value; each a variable name."""
+    flag = f"--{dest.replace('_', '-')}"
+    found: list[tuple[str, str]] = [(v, flag) for v in config.getoption(dest) or []]
+    if not found and os.environ.get(dest.upper()):
+        found = [(v, f"environment variable {dest.upper()}") for v in os.environ[dest.upper()].split(",")]
+    if not found:
+        found = [(str(v), f"ini option {dest}") for v in config.getini(dest) or []]
+    names: dict[str, None] = {}
+    for value, where in found:
+        for name in value.replace(",", " ").split():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise pytest.UsageError(f"{where}: {name!r} is not an environment variable name")
+            names[name] = None
+    return tuple(names)
+
+
 def _flag(config: pytest.Config, dest: str) -> bool:
     if config.getoption(dest):
         return True
@@ -368,6 +408,8 @@ def resolve(config: pytest.Config) -> Settings:
         judge_retries=_number(config, "isobench_judge_retries", 2, int, 0),
         clone_timeout_min=_number(config, "isobench_clone_timeout", 60.0, float, 0.001),
         agent_disk_bytes=_agent_disk(config),
+        agent_env=_names(config, "isobench_agent_env"),
+        redact=_names(config, "isobench_redact"),
         **_docker_settings(config),
     )
     if settings.backend == "docker":
@@ -420,7 +462,7 @@ def _docker_settings(config: pytest.Config) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for dest, choices in (
         ("isobench_agent_network", ("none", "bridge")),
-        ("isobench_measure_network", ("host", "none")),
+        ("isobench_measure_network", ("none", "host")),
     ):
         value, where = _raw(config, dest)
         if value is not None and value not in choices:

@@ -47,6 +47,7 @@ from .sandbox.base import (
 from .sandbox.gitutil import GitError, git
 from .sandbox.repos import RepoError, file_lock, materialise
 from .scoring import agent_slug, quadrant
+from .secrets import contains_secret, redact, redact_data, redact_tree
 from .tasks import LoadedTask, Task
 
 Progress = Callable[[str], None]
@@ -114,7 +115,7 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
             if outcome.status == "ok":
                 say("resumed: outcome already recorded")
                 if _needs_judging(job, outcome):
-                    _rejudge(job, outcome, say)
+                    outcome = _rejudge(job, outcome, say)
                 return outcome
     started = time.monotonic()
     outcome = Outcome(
@@ -130,16 +131,21 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
     except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
         outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
         outcome.hard, outcome.quadrant = None, "unscored"
+    finally:
+        redact_tree(job.artifacts)  # logs, benchmark output, whatever a stage left
     outcome.duration_s = round(time.monotonic() - started, 3)
-    _record(job, outcome)
+    outcome = _record(job, outcome)
     if outcome.status == "error":
         raise InfrastructureError(outcome.error or "infrastructure error", outcome)
     return outcome
 
 
-def _record(job: Job, outcome: Outcome) -> None:
-    write_json(job.artifacts / "outcome.json", outcome.to_wire())
-    append_outcome(job.run_dir, outcome)
+def _record(job: Job, outcome: Outcome) -> Outcome:
+    """Store the outcome, redacted; the redacted outcome is also what the reports get."""
+    clean = Outcome.model_validate(redact_data(outcome.to_wire()))
+    write_json(job.artifacts / "outcome.json", clean.to_wire())
+    append_outcome(job.run_dir, clean)
+    return clean
 
 
 def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
@@ -165,7 +171,9 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
             "duration_s": round(agent_run.duration_s, 3),
             **agent_run.info,
         }
-        outcome.patch = patch_stats(patch)
+        outcome.patch = patch_stats(redact(patch))  # the stored copy's figures
+        if leaked := contains_secret(patch):
+            outcome.patch["embeds_secret"] = leaked  # names only: the patch carried a key's value
         outcome.touches_benchmark = BenchmarkFiles(task, repo).touched(patch)
         if (destroyed := agent_run.info.get("workdir_destroyed")) is not None:
             verdict = agent_failed(task, destroyed["reason"])
@@ -183,7 +191,7 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     outcome.quadrant = quadrant(outcome.hard, outcome.bottleneck)
 
 
-def _rejudge(job: Job, outcome: Outcome, say: Progress) -> None:
+def _rejudge(job: Job, outcome: Outcome, say: Progress) -> Outcome:
     """Judge a recorded outcome again; trouble leaves it as recorded, with the reason."""
     try:
         patch = (job.artifacts / "patch.diff").read_text(encoding="utf-8", errors="surrogateescape")
@@ -197,7 +205,7 @@ def _rejudge(job: Job, outcome: Outcome, say: Progress) -> None:
         _judge(job, repo, patch, outcome, say)
     except (RepoError, GitError, OSError) as exc:
         outcome.soft = {**outcome.soft, "error": f"could not judge again: {type(exc).__name__}: {exc}"}
-    _record(job, outcome)
+    return _record(job, outcome)
 
 
 def _needs_judging(job: Job, outcome: Outcome) -> bool:
@@ -223,8 +231,8 @@ def _judge(job: Job, repo: Path, patch: str, outcome: Outcome, say: Progress) ->
         judge_input = JudgeInput(
             task_id=job.task.id,
             description=job.task.description,
-            human_patch=oracle_patch(repo, job.task),
-            agent_patch=patch,
+            human_patch=redact(oracle_patch(repo, job.task)),
+            agent_patch=redact(patch),  # what a judge API is sent: never a key the agent wrote down
             base_tree=base_tree,
         )
         # The A/B order depends on the task (and, inside run_judges, the judge), not on the run:
@@ -240,7 +248,7 @@ def _judge(job: Job, repo: Path, patch: str, outcome: Outcome, say: Progress) ->
             timeout_s=job.settings.judge_timeout_s,
             max_retries=job.settings.judge_retries,
         )
-    soft = {"specs": list(specs), "votes": report.votes, **report.to_wire()}
+    soft = redact_data({"specs": list(specs), "votes": report.votes, **report.to_wire()})
     write_json(job.artifacts / "judge.json", soft)
     outcome.soft = soft
     outcome.bottleneck = report.bottleneck
@@ -294,15 +302,19 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
         patch = agent_run.patch if agent_run.patch is not None else sandbox.extract_patch()
     except WorkdirDestroyed as exc:  # the agent's doing: its failure, not the harness's
         patch, agent_run.info["workdir_destroyed"] = "", {"reason": exc.reason, "detail": str(exc)}
-    patch_file.write_text(patch, encoding="utf-8", errors="surrogateescape")
+    # The agent's own patch is measured; the stored (and judged) copy never holds a key.
+    patch_file.write_text(redact(patch), encoding="utf-8", errors="surrogateescape")
+    redact_tree(art)  # the agent's logs, before anything else runs
     write_json(
         agent_file,
-        {
-            "returncode": agent_run.returncode,
-            "timed_out": agent_run.timed_out,
-            "duration_s": agent_run.duration_s,
-            "info": agent_run.info,
-        },
+        redact_data(
+            {
+                "returncode": agent_run.returncode,
+                "timed_out": agent_run.timed_out,
+                "duration_s": agent_run.duration_s,
+                "info": agent_run.info,
+            }
+        ),
     )
     return patch, AgentRun(
         agent_run.returncode, agent_run.timed_out, agent_run.duration_s, None, agent_run.info

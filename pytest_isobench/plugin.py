@@ -6,7 +6,7 @@ from collections.abc import Generator
 
 import pytest
 
-from . import hookspecs, session
+from . import hookspecs, secrets, session
 from .collect import task_params
 from .keys import CATALOG_KEY, SETTINGS_KEY
 from .options import add_options, env_help_lines
@@ -54,3 +54,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         config = metafunc.config
         params = task_params(config.stash[CATALOG_KEY], config.stash[SETTINGS_KEY].task_roots)
         metafunc.parametrize("isobench_task", params, indirect=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Secrets never reach a report: failure text, captured output and properties are redacted."""
+    report: pytest.TestReport = yield
+    secrets.redact_report(report)
+    return report

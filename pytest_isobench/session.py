@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from . import secrets as redaction
 from .agents.base import agent_registry, build_agent
 from .collect import marker_lines
 from .keys import (
@@ -44,6 +45,8 @@ def configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     # SIGTERM runs the Ctrl-C cleanup; supervised commands leave records `cleanup` can act on.
     reaper.install(settings.cache_dir / reaper.RECORDS)
+    redaction.configure(settings.redact)
+    redaction.install_logging()
     catalog = load_catalog(settings.task_roots)
     config.stash[CATALOG_KEY] = catalog
     for line in marker_lines(catalog):
@@ -97,6 +100,8 @@ def unconfigure(config: pytest.Config) -> None:
         if SETTINGS_KEY in config.stash:
             reaper.uninstall()
     uninstall_progress(config)
+    if SETTINGS_KEY in config.stash:  # configure() got as far as installing it
+        redaction.uninstall_logging()
     collector = config.stash.get(COLLECTOR_KEY, None)
     if collector is not None:
         config.pluginmanager.unregister(collector)

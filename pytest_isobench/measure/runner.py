@@ -72,19 +72,30 @@ def substitute(text: str, *, port: int, result_dir: Path) -> str:
     return text.replace("{port}", str(port)).replace("{result_dir}", str(result_dir))
 
 
-def wait_ready(url: str, alive: Callable[[], bool], timeout_s: float) -> str | None:
-    """Poll ``url`` until it answers 200; return why not (server died or timed out), else None."""
+def answers(url: str) -> bool:
+    """True when ``url`` answers 200 from here (the harness's own network)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def wait_ready(
+    url: str, alive: Callable[[], bool], timeout_s: float, probe: Callable[[str], bool] = answers
+) -> str | None:
+    """Poll ``url`` with ``probe`` until it answers 200; return why not (server died or timed out).
+
+    A server without a network the harness can reach (a docker measurement container) brings its own
+    ``probe``, which asks from inside.
+    """
     deadline = time.monotonic() + timeout_s
     delay = 0.05
     while time.monotonic() < deadline:
         if not alive():
             return "the server exited before it answered"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return None
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
+        if probe(url):
+            return None
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
     return f"the server did not answer {url} within {timeout_s:g} s"
@@ -122,6 +133,7 @@ def run_benchmark(
                 substitute(bench.ready_url, port=port, result_dir=result_dir),
                 server.alive,
                 bench.server_timeout_s,
+                getattr(server, "probe", answers),
             )
             if why is not None:
                 run.status, run.detail = "server_failed", why

@@ -42,6 +42,21 @@ _WRAPPER = (
 )
 
 
+# Asks a URL from inside a container (whose network the harness may not reach): exit 0 on HTTP 200.
+_PROBE_PY = (
+    "import sys, urllib.request\n"
+    "try:\n"
+    "    sys.exit(0 if urllib.request.urlopen(sys.argv[1], timeout=5).status == 200 else 1)\n"
+    "except Exception:\n"
+    "    sys.exit(1)\n"
+)
+_PROBE = (
+    'for py in python3 python; do command -v "$py" >/dev/null && exec "$py" -c "$1" "$2"; done;'
+    ' command -v curl >/dev/null && exec curl -fsS -o /dev/null --max-time 5 "$2";'
+    ' exec wget -q -O /dev/null -T 5 "$2"'
+)
+
+
 def wrapped(command: str, token: str, stdin_file: str | None = None) -> list[str]:
     """The argv that runs ``command`` under the token wrapper (stdin from a file, else /dev/null)."""
     return ["/bin/sh", "-c", _WRAPPER, "isobench", token, command, *([stdin_file] if stdin_file else [])]
@@ -336,6 +351,16 @@ class ContainerProcess(Process):
 
     def alive(self) -> bool:
         return bool(self.box.api.exec_inspect(self.exec_id).get("Running"))
+
+    def probe(self, url: str) -> bool:
+        """True when ``url`` answers 200 inside the container (its network may be none)."""
+        try:
+            code, _, _ = self.box.capture(
+                ["/bin/sh", "-c", _PROBE, "isobench-probe", _PROBE_PY, url], user=self.user, timeout_s=30
+            )
+        except SandboxError:
+            return False
+        return code == 0
 
     @property
     def returncode(self) -> int | None:

@@ -7,7 +7,9 @@
   against a root-only copy of the base history) are all made inside it.
 - One measurement container per variant mounts only that variant's tree (the agent's code never sees
   the human tree); server and benchmark client run in it, with leased GPUs, shared memory and the
-  model cache. Its network is the host's by default, because the harness polls the server's port.
+  model cache, no network by default (the readiness poll runs inside it) and no keys at all.
+- No key of the harness's environment goes into a container: the agent gets only the variables named
+  with ``--isobench-agent-env`` (secret ones only when it has a network, for its model's API).
 - Host paths under the runs folder that a command names (``{result_dir}``, the prompt file) are
   copied in before and results copied out after; the artifact folders are never mounted.
 
@@ -23,6 +25,7 @@ host tree with those files restored (``measure/benchfiles.py``).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -35,6 +38,7 @@ from typing import Any
 
 from ..measure.benchfiles import BenchmarkFiles
 from ..options import Settings
+from ..secrets import is_secret_name
 from . import containergit, engine, gpus, images
 from .base import SandboxError, SandboxSpec, check_workdir, diff_failed
 from .containers import ROOT, Container, ContainerProcess
@@ -43,10 +47,9 @@ from .local import WORKDIR_NAME, apply_patch, checkout_tree, count_gpus, tree_pa
 from .procs import Process, RunResult
 from .repos import forbidden_objects
 
+log = logging.getLogger("pytest_isobench")
 AGENT_UID_WHEN_ROOT = 1000  # a harness running as root still gives the agent an unprivileged user
 HOME = "/home/isobench"
-# Host variables handed to containers when set: model APIs (reachable only with a network) and HF.
-FORWARDED_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
 PRUNE_MIN_FREE_VAR = "ISOBENCH_PRUNE_MIN_FREE_GB"
 _SETUP = (
     'set -e; mkdir -p "$3"; chown "$1:$2" "$3";'
@@ -322,18 +325,37 @@ class DockerSandbox:
     # -- commands -----------------------------------------------------------------------------
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:
+        """The agent's (``tree`` None) or a measurement's environment: the image's, never the host's
+        keys; the agent also gets the variables named with ``--isobench-agent-env``."""
         env = dict(self.image_env)
         env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         env.update(HOME=HOME, USER="isobench", LANG=env.get("LANG", "C.UTF-8"))
-        env.update({name: os.environ[name] for name in FORWARDED_ENV if name in os.environ})
+        if tree is None:
+            env.update(self._forwarded())
         if self.settings.model_cache is not None:
             env["HF_HOME"] = str(self.settings.model_cache)
+        if tree is not None and self.settings.measure_network == "none":
+            env.setdefault("HF_HUB_OFFLINE", "1")  # models come from the model cache; no network
         if tree is None and self.from_image:
             tree = self.workdir  # the agent's code, with the image's build outputs, is what imports
         if tree is not None:
             root = os.path.normpath(self._inside(tree) / self.task.import_root)
             env["PYTHONPATH"] = ":".join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         return env
+
+    def _forwarded(self) -> dict[str, str]:
+        """The host variables the agent asked for; a key only when the agent has a network to use it."""
+        found = {}
+        for name in self.settings.agent_env:
+            if name not in os.environ:
+                continue
+            if is_secret_name(name) and self.settings.agent_network == "none":
+                log.warning(
+                    "%s is not passed to the agent: it has no network (--isobench-agent-network)", name
+                )
+                continue
+            found[name] = os.environ[name]
+        return found
 
     def _inside(self, host_path: Path) -> Path:
         """Where a host path of the working copy or a variant tree is inside its container."""

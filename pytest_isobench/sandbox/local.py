@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..measure.benchfiles import BenchmarkFiles
+from ..secrets import is_secret_name, without_secrets
 from .base import PatchDoesNotApply, SandboxError, SandboxSpec, check_workdir, diff_failed
 from .gitutil import FIXED_IDENTITY, GitError, git
 from .procs import Process, RunResult, run
@@ -30,6 +31,9 @@ EXCLUDED_FROM_PATCH = (
     ":(exclude,glob)**/*.pyc",
 )
 WORKDIR_NAME = "repo"
+# What a local agent gets of the harness's environment (besides the ISOBENCH_* variables and the names
+# given with --isobench-agent-env): never the keys the harness holds.
+AGENT_ENV_ALLOWED = ("PATH", "HOME", "TERM", "TMPDIR", "LANG", "LANGUAGE")
 
 
 def checkout_tree(repo: Path, commit: str, dest: Path) -> None:
@@ -139,7 +143,11 @@ class LocalSandbox:
     # -- commands -----------------------------------------------------------------------------
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:
-        env = dict(os.environ)
+        """The agent's (``tree`` None): an allow-list; a benchmark's: this environment less its secrets."""
+        if tree is None:
+            env = agent_environment(os.environ, self.spec.settings.agent_env)
+        else:
+            env = without_secrets(os.environ)
         # `python` in task commands is the interpreter running the harness.
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         env.pop("PYTEST_XDIST_WORKER", None)
@@ -210,6 +218,20 @@ def tree_patch(repo: Path, base: str, tree: Path) -> str:
     finally:
         index.unlink(missing_ok=True)
     return out
+
+
+def agent_environment(source: Mapping[str, str], names: tuple[str, ...] = ()) -> dict[str, str]:
+    """The allow-listed part of ``source`` an agent gets: PATH, HOME, TERM, TMPDIR, locale, the
+    ISOBENCH_* variables that are not secrets, and the variables ``names`` asks for."""
+    env = {
+        name: value
+        for name, value in source.items()
+        if name in AGENT_ENV_ALLOWED
+        or name.startswith("LC_")
+        or (name.startswith("ISOBENCH_") and not is_secret_name(name))
+    }
+    env.update({name: source[name] for name in names if name in source})
+    return env
 
 
 def patch_steps(base: str) -> list[list[str]]:
