@@ -56,11 +56,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("isobench_task", params, indirect=True)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, trylast=True)  # innermost: other plugins' wrappers see the redacted report
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Secrets never reach a report: failure text, captured output and properties are redacted."""
     report: pytest.TestReport = yield
-    secrets.redact_report(report)
+    secrets.redact_report(report, item)
     return report

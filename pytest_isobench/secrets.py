@@ -84,14 +84,22 @@ def secret_values(extra: Iterable[str] = ()) -> list[tuple[str, str]]:
     return sorted(((label, value) for value, label in pairs.items()), key=lambda pair: -len(pair[1]))
 
 
-def _redact_with(text: str, pairs: list[tuple[str, str]]) -> str:
+def _redact_values(text: str, pairs: list[tuple[str, str]]) -> str:
     for label, value in pairs:  # longest first: a key may contain another
         if value in text:
             text = text.replace(value, f"[redacted {label}]")
+    return text
+
+
+def _redact_shapes(text: str) -> str:
     text = _SHAPES[0].sub("[redacted key]", text)
     for shape in _SHAPES[1:]:
         text = shape.sub(lambda m: f"{m.group(1)}[redacted key]", text)
     return text
+
+
+def _redact_with(text: str, pairs: list[tuple[str, str]]) -> str:
+    return _redact_shapes(_redact_values(text, pairs))
 
 
 def redact(text: str, extra: Iterable[str] = ()) -> str:
@@ -124,19 +132,27 @@ def redact_data(data: Any) -> Any:
 
 
 def _chunks(handle: Any, keep: int, pairs: list[tuple[str, str]]) -> Iterator[tuple[str, bool]]:
-    """(redacted text, whether it changed) of a stream, chunk by chunk; the last ``keep`` characters
-    of each chunk wait for the next one, so a secret cut in two by a chunk boundary is found whole."""
+    """(redacted text, whether it changed) of a stream, chunk by chunk. The last ``keep`` characters of
+    each chunk wait for the next one (and so does a key-shaped token cut by that boundary), so a secret
+    split by a chunk boundary is still found whole."""
     pending = ""
     while True:
         data = handle.read(_CHUNK)
-        text = pending + data
-        clean = _redact_with(text, pairs)
+        text = _redact_values(pending + data, pairs)
+        changed = text != pending + data
         if not data:
-            yield clean, clean != text
+            clean = _redact_shapes(text)
+            yield clean, changed or clean != text
             return
-        cut = max(0, len(clean) - keep)
-        yield clean[:cut], clean != text
-        pending = clean[cut:]
+        cut = max(0, len(text) - keep)
+        for shape in _SHAPES:
+            for match in shape.finditer(text, max(0, cut - keep)):
+                if match.start() < cut < match.end():
+                    cut = match.start()
+        head = text[:cut]
+        clean = _redact_shapes(head)
+        yield clean, changed or clean != head
+        pending = text[cut:]
 
 
 def redact_file(path: Path) -> bool:
@@ -178,8 +194,9 @@ def redact_tree(root: Path) -> list[Path]:
     return changed
 
 
-def redact_report(report: Any) -> None:
-    """Redact a pytest report in place: the failure text, captured output and user properties."""
+def redact_report(report: Any, item: Any = None) -> None:
+    """Redact a pytest report in place: the failure text, captured output and user properties, and
+    the item's captured sections (which some plugins, pytest-json-report, read directly)."""
     pairs = secret_values()
     if report.longrepr is not None:
         text = report.longreprtext
@@ -188,12 +205,15 @@ def redact_report(report: Any) -> None:
             report.longrepr = clean
     report.sections = [(title, _redact_with(content, pairs)) for title, content in report.sections]
     report.user_properties = [tuple(redact_data(list(prop))) for prop in report.user_properties]
+    sections = getattr(item, "_report_sections", None)
+    if isinstance(sections, list):
+        sections[:] = [(when, key, _redact_with(content, pairs)) for when, key, content in sections]
 
 
 # -- logging -----------------------------------------------------------------------------------
 
 # Loggers that put request bodies (prompts, so possibly keys) and headers into DEBUG records.
-SDK_LOGGERS = ("anthropic", "openai", "httpx", "httpcore")
+SDK_LOGGERS = ("anthropic", "openai", "httpx", "httpcore", "httpx2", "httpcore2")
 _state: dict[str, Any] = {}
 
 
