@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from fake_llm_server import MESSAGES, FakeLLM
-from support import ANCHOR, WORK_PY, write_source_task
+from support import ANCHOR, write_source_task
 from test_judge_llm import answer
 
 # The keys of the harness's environment, and one more named with --isobench-redact.
