@@ -136,7 +136,6 @@ def canary_project(
     write_source_task(pytester.path / "tasks", "toy-canary", timeout_s=30)
     (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
     (pytester.path / "tasks" / "conftest.py").write_text(CONFTEST)
-    (pytester.path / "agent.sh").write_text(AGENT_SH)
     pytester.makeini("[pytest]\njunit_logging = all\n")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.anthropic_base_url)
     fake.anthropic_answer(answer())
@@ -144,7 +143,7 @@ def canary_project(
 
 def canary_args(pytester: pytest.Pytester, catch: Catch) -> list[str]:
     return [
-        f"--isobench-agent=command:CATCH_URL={catch.url} sh {pytester.path / 'agent.sh'}",
+        f"--isobench-agent=command:export CATCH_URL={catch.url}\n{AGENT_SH}",  # no host file: docker
         "--isobench-judge=anthropic:claude-canary",
         f"--isobench-redact={EXTRA_SECRET}",
         "--isobench-rounds=1",
