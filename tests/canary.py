@@ -179,6 +179,7 @@ def check_canary_run(
     output = result.stdout.str() + result.stderr.str()
     assert "somelib" in output, "the DEBUG log did not reach the console: the run did not go as planned"
     assert in_text(output, canaries) == []
+    assert "Request options" not in output  # the SDK's DEBUG log of a request body stays off
     hits = files_holding(pytester.path, canaries)
     assert hits == [], hits
     # The judge was asked (so its prompt held the patch), and was never sent a key in the prompt.

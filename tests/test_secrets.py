@@ -157,6 +157,7 @@ def test_a_local_agent_that_dumps_env_leaves_no_key_and_is_flagged(
     assert "+[redacted OPENAI_API_KEY]" in (art / "patch.diff").read_text()
     assert "[redacted OPENAI_API_KEY]" in (art / "agent.stderr.txt").read_text()
     assert outcome.patch["embeds_secret"] == ["OPENAI_API_KEY"]
+    assert outcome.hard != "failed"  # the agent's own patch was measured
     for path in [*art.rglob("*"), art.parents[1] / "outcomes.jsonl"]:
         assert not path.is_file() or KEY.encode() not in path.read_bytes(), path
 
