@@ -179,7 +179,9 @@ def test_agent_env_and_redact_options(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*--isobench-agent-env: 'not-a-name' is not an environment variable name*"])
 
 
+@pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["single", "xdist2"])
 def test_canary_run_local(
+    dist: list[str],
     pytester: pytest.Pytester,
     canaries: dict[str, str],  # noqa: F811
     catch: Catch,  # noqa: F811
@@ -187,7 +189,7 @@ def test_canary_run_local(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     canary_project(pytester, catch, fake_llm, monkeypatch)
-    result = pytester.runpytest_subprocess(*canary_args(pytester, catch))
+    result = pytester.runpytest_subprocess(*canary_args(pytester, catch), *dist)
     result.assert_outcomes(failed=1)  # the agent made nothing faster
     outcome = check_canary_run(pytester, result, canaries, catch, fake_llm)
     # Locally the agent reads its ancestors' environments (same user): the keys reached its patch,
