@@ -95,7 +95,8 @@ class Sandbox(Protocol):
         ...
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:
-        """The environment commands run with (benchmark commands get ``tree`` on the import path)."""
+        """The environment commands run with: the agent's when ``tree`` is None, a benchmark's otherwise
+        (with ``tree`` on the import path). Neither holds the harness's secrets."""
         ...
 
     def run(
