@@ -92,7 +92,8 @@ MEASURE_NETWORK_HELP = (
 )
 AGENT_ENV_HELP = (
     "variable of this environment the agent gets (repeatable; e.g. its model's API key). Local: the"
-    " agent otherwise gets only PATH, HOME, TMPDIR, TERM, locale and ISOBENCH_*; docker: forwarded"
+    " agent otherwise gets only PATH, HOME, TMPDIR, TERM, locale, CUDA_VISIBLE_DEVICES and ISOBENCH_*;"
+    " docker: forwarded"
     " (keys only with --isobench-agent-network=bridge)"
 )
 REDACT_HELP = (

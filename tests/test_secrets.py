@@ -128,6 +128,7 @@ def test_local_agent_gets_an_allow_list(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("MODEL_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setenv("LC_ALL", "C.UTF-8")
     monkeypatch.setenv("ISOBENCH_HINT", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     monkeypatch.setenv("UNRELATED", "1")
     task_file = write_source_task(tmp_path / "tasks", "toy-env")
     task = load(task_file)
@@ -136,7 +137,7 @@ def test_local_agent_gets_an_allow_list(tmp_path: Path, monkeypatch: pytest.Monk
     for spec_settings, key_given in ((settings(tmp_path), False), (chosen, True)):
         box = LocalSandbox(SandboxSpec(task, task_file, repo, tmp_path / "ws", spec_settings))
         agent = box.environment()
-        assert {"PATH", "LC_ALL", "ISOBENCH_HINT"} <= set(agent)
+        assert {"PATH", "LC_ALL", "ISOBENCH_HINT", "CUDA_VISIBLE_DEVICES"} <= set(agent)
         assert "UNRELATED" not in agent
         assert ("ANTHROPIC_API_KEY" in agent) is key_given
         assert ("MODEL_ENDPOINT" in agent) is key_given

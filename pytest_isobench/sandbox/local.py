@@ -33,7 +33,8 @@ EXCLUDED_FROM_PATCH = (
 WORKDIR_NAME = "repo"
 # What a local agent gets of the harness's environment (besides the ISOBENCH_* variables and the names
 # given with --isobench-agent-env): never the keys the harness holds.
-AGENT_ENV_ALLOWED = ("PATH", "HOME", "TERM", "TMPDIR", "LANG", "LANGUAGE")
+# CUDA_VISIBLE_DEVICES narrows what the agent sees, it gives nothing away.
+AGENT_ENV_ALLOWED = ("PATH", "HOME", "TERM", "TMPDIR", "LANG", "LANGUAGE", "CUDA_VISIBLE_DEVICES")
 
 
 def checkout_tree(repo: Path, commit: str, dest: Path) -> None:
@@ -221,8 +222,8 @@ def tree_patch(repo: Path, base: str, tree: Path) -> str:
 
 
 def agent_environment(source: Mapping[str, str], names: tuple[str, ...] = ()) -> dict[str, str]:
-    """The allow-listed part of ``source`` an agent gets: PATH, HOME, TERM, TMPDIR, locale, the
-    ISOBENCH_* variables that are not secrets, and the variables ``names`` asks for."""
+    """The allow-listed part of ``source`` an agent gets: PATH, HOME, TERM, TMPDIR, locale,
+    CUDA_VISIBLE_DEVICES, the ISOBENCH_* variables that are not secrets, and those ``names`` asks for."""
     env = {
         name: value
         for name, value in source.items()
