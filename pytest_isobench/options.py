@@ -91,14 +91,13 @@ MEASURE_NETWORK_HELP = (
     "docker: measurement containers' network: none (default; server and client share the container) or host"
 )
 AGENT_ENV_HELP = (
-    "variable of this environment the agent gets (repeatable; e.g. its model's API key). Local: the"
-    " agent otherwise gets only PATH, HOME, TMPDIR, TERM, locale, CUDA_VISIBLE_DEVICES and ISOBENCH_*;"
-    " docker: forwarded"
-    " (keys only with --isobench-agent-network=bridge)"
+    "variable of this environment the agent gets, e.g. its model's API key (repeatable; default: none)."
+    " Local: the agent otherwise gets only PATH, HOME, TMPDIR, TERM, locale, CUDA_VISIBLE_DEVICES and"
+    " ISOBENCH_*; docker: keys only with --isobench-agent-network=bridge"
 )
 REDACT_HELP = (
-    "variable whose value is a secret, redacted from artifacts, logs and reports (repeatable; *_API_KEY,"
-    " *_TOKEN, *_SECRET, *_PASSWORD are always)"
+    "one more variable whose value is a secret, redacted from artifacts, logs and reports (repeatable;"
+    " default: none beyond *_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD and the known key names)"
 )
 PRUNE_HELP = (
     "docker: when the engine's disk runs low, remove the project's images, least recently used first"
