@@ -95,7 +95,8 @@ def test_an_agent_past_its_disk_limit_is_stopped(tmp_path: Path, toy: Path) -> N
 def test_containers_are_removed_after_an_infrastructure_failure(tmp_path: Path) -> None:
     broken = write_source_task(tmp_path / "tasks", "toy-broken", command="python -c 'raise SystemExit(3)'")
     job = docker_job(tmp_path, broken, "noop")
-    with pytest.raises(InfrastructureError, match="baseline variant failed"):
+    # Both references crash; whichever the shuffled schedule runs first stops the task.
+    with pytest.raises(InfrastructureError, match="(baseline|human) variant failed"):
         run_job(job)
     assert engine.count_containers(job.run_id) == 0
 
