@@ -180,12 +180,12 @@ def test_serving_benchmark_without_a_server_on_this_machine_says_so(tmp_path: Pa
 
 
 CPU_TIMER_PROBE = r"""
-import subprocess, sys, threading, time
+import signal, subprocess, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 from cpu_clock import CpuTimer
 
 BURN = "import time\nwhile time.process_time() < 0.15: pass"
-timer = CpuTimer()
+timer = CpuTimer(slice_s=float(sys.argv[2]) or None)
 with timer:
     time.sleep(0.5)
 print("sleep", timer.cpu_s)
@@ -211,22 +211,40 @@ with timer:
     worker.start()
     worker.join()
 print("thread", timer.cpu_s)
+with timer:
+    start = time.thread_time()
+    while time.thread_time() - start < 0.15:
+        pass
+print("main", timer.cpu_s)
+print("main-slices", timer.slices)
+print("timer-left", sum(signal.getitimer(signal.ITIMER_PROF)))
+print("handler-restored", int(signal.getsignal(signal.SIGPROF) == signal.SIG_DFL))
 """
 
 
-@pytest.mark.parametrize("task", ["latency", "throughput"])
-def test_cpu_timer_counts_work_in_threads_and_children_but_not_waiting(tmp_path: Path, task: str) -> None:
+@pytest.mark.parametrize(("task", "slice_s"), [("latency", 0.0), ("throughput", 0.0), ("throughput", 0.01)])
+def test_cpu_timer_counts_work_in_threads_and_children_but_not_waiting(
+    tmp_path: Path, task: str, slice_s: float
+) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(CPU_TIMER_PROBE)
     benchmarks = ROOT / "tasks" / "smoke" / task / "base" / "benchmarks"
     result = subprocess.run(
-        [sys.executable, str(probe), str(benchmarks)], capture_output=True, text=True, check=True
+        [sys.executable, str(probe), str(benchmarks), str(slice_s)], capture_output=True, text=True, check=True
     )
     cpu = {name: float(value) for name, value in (line.split() for line in result.stdout.splitlines())}
     assert cpu["sleep"] < 0.1
     assert cpu["reaped-child"] >= 0.14
     assert cpu["live-child"] >= 0.14
     assert cpu["thread"] >= 0.14
+    # 0.15 s of this thread's CPU time, less the calibrations between slices (not counted)
+    assert 0.1 <= cpu["main"] <= 0.16
+    # nothing is left armed afterwards
+    assert cpu["timer-left"] == 0 and cpu["handler-restored"] == 1
+    if slice_s:
+        assert cpu["main-slices"] >= 5  # 0.15 s of CPU time cut into slices of about 0.01 s
+    else:
+        assert cpu["main-slices"] == 0
 
 
 def test_the_smoke_tasks_share_one_cpu_clock() -> None:

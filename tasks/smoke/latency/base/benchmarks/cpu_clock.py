@@ -16,7 +16,11 @@ the next. The benchmarks here therefore report what the measured code costs in C
   core with other busy processes gets less done in it. So each measured section is paired with a
   short, fixed calibration loop right before and after it, and its CPU time is reported in reference
   seconds: CPU seconds times the speed of the calibration loop at that moment relative to the
-  reference machine.
+  reference machine. The speed changes within a fraction of a second on a busy machine, so a long
+  section can be cut into slices of a few milliseconds of CPU time with a calibration between two
+  slices (``CpuTimer(slice_s=...)``); that calibration does byte joining, UTF-8 decoding, slicing
+  and dict updates, which a busy core slows down more like interpreted engine code than plain
+  arithmetic.
 
 The unit of every reported time is the calibration loop's CPU time on the reference machine
 (``REFERENCE_LOOP_S``). Figures are comparable between runs on one machine, not across machines.
@@ -26,12 +30,17 @@ Linux only (``/proc`` and the per-process CPU clocks).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterable, Mapping
 
 # Bound at import, before a benchmark imports the code it measures.
 _clock_gettime_ns = time.clock_gettime_ns
 _thread_time_ns = time.thread_time_ns
+_setitimer = signal.setitimer
+_signal = signal.signal
+_ITIMER_PROF = signal.ITIMER_PROF
+_SIGPROF = signal.SIGPROF
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 # CPU time of one calibration loop on the reference machine: the unit of every reported time.
@@ -201,30 +210,105 @@ def speed_factor() -> float:
     return REFERENCE_LOOP_S * 1e9 / max(1, calibration_loop_ns())
 
 
+# The slice calibration's data: short byte strings, as a tokenizer's pieces are.
+_PIECES = [bytes((j * 37 + k) % 256 for k in range(1 + j % 6)) for j in range(3000)]
+# CPU time of one slice calibration on the reference machine, in reference seconds (so that it
+# measures in the same unit as ``speed_factor``).
+REFERENCE_SLICE_LOOP_S = 0.0011
+
+
+def slice_calibration_ns() -> int:
+    """CPU time of a short, fixed piece of string and container work, in ns of this thread's clock."""
+    start = _thread_time_ns()
+    counts: dict[str, int] = {}
+    acc = 0
+    for i in range(200):
+        first = (i * 613) % 2800
+        text = b"".join(_PIECES[first : first + 40]).decode("utf-8", "replace")
+        counts[text[:3]] = counts.get(text[:3], 0) + len(text)
+        acc += len([c for c in text[::4]])
+    return _thread_time_ns() - start
+
+
+def slice_speed_factor() -> float:
+    """Reference seconds per CPU second right now, from the slice calibration."""
+    return REFERENCE_SLICE_LOOP_S * 1e9 / max(1, slice_calibration_ns())
+
+
 class CpuTimer:
     """Times sections of this process (and the processes it starts) in reference CPU seconds.
 
     Use one timer for successive sections: the calibration loop after one section is the one before
     the next. After each ``with timer:`` block, ``elapsed`` is the section's time in reference seconds
     and ``cpu_s`` its CPU time.
+
+    With ``slice_s``, a section is cut into slices of about that much CPU time of this process (a
+    profiling timer interrupts it; use it in the main thread), and the slice calibration runs
+    before, between and after them: each slice counts at the mean speed measured right before and
+    right after it, so a change of the machine's speed during the section is followed closely. The
+    calibrations' own CPU time is not counted. CPU time of other processes the section starts counts
+    at the section's mean speed. ``slices`` is the number of slices of the last section.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, slice_s: float | None = None) -> None:
         self.clock = ProcessTreeClock([os.getpid()])
+        self.slice_s = slice_s
         self._factor: float | None = None
         self.cpu_s = self.factor = self.elapsed = 0.0
+        self.slices = 0
+        self._slicing = False
+        self._pieces: list[int] = []
+        self._factors: list[float] = []
+        self._piece_start = 0
+
+    def _measure_speed(self) -> float:
+        return slice_speed_factor() if self.slice_s else speed_factor()
+
+    def _own_ns(self) -> int:
+        return process_cpu_ns(self.clock.roots[0]) or 0
+
+    def _cut(self, signum: int, frame: object) -> None:
+        if not self._slicing:
+            return
+        self._pieces.append(self._own_ns() - self._piece_start)
+        self._factors.append(slice_speed_factor())
+        self._piece_start = self._own_ns()
+        _setitimer(_ITIMER_PROF, self.slice_s or 0)
 
     def __enter__(self) -> CpuTimer:
         if self._factor is None:
-            self._factor = speed_factor()
+            self._factor = self._measure_speed()
+        if self.slice_s:
+            self._pieces, self._factors = [], [self._factor]
+            self._previous_handler = _signal(_SIGPROF, self._cut)
         self._before = self.clock.reading()
+        if self.slice_s:
+            self._own_start = self._piece_start = self._own_ns()
+            self._slicing = True
+            _setitimer(_ITIMER_PROF, self.slice_s)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.slice_s:
+            self._slicing = False
+            _setitimer(_ITIMER_PROF, 0)
+            own_end = self._own_ns()
+            self._pieces.append(own_end - self._piece_start)
         after = self.clock.read_new(self.clock.read())
-        self.cpu_s = ProcessTreeClock.elapsed_ns(self._before, after) / 1e9
-        factor_after = speed_factor()
+        total_ns = ProcessTreeClock.elapsed_ns(self._before, after)
+        factor_after = self._measure_speed()
         assert self._factor is not None
         self.factor = (self._factor + factor_after) / 2
         self._factor = factor_after
-        self.elapsed = self.cpu_s * self.factor
+        if not self.slice_s:
+            self.cpu_s = total_ns / 1e9
+            self.elapsed = self.cpu_s * self.factor
+            return
+        _signal(_SIGPROF, self._previous_handler)
+        factors = [*self._factors, factor_after]
+        pieces = self._pieces
+        others_ns = max(0, total_ns - (own_end - self._own_start))
+        weighted = sum(ns * (factors[i] + factors[i + 1]) / 2 for i, ns in enumerate(pieces))
+        self.slices = len(pieces)
+        self.cpu_s = (sum(pieces) + others_ns) / 1e9
+        self.elapsed = (weighted + others_ns * self.factor) / 1e9
