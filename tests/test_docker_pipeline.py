@@ -96,7 +96,7 @@ def test_containers_are_removed_after_an_infrastructure_failure(tmp_path: Path) 
     broken = write_source_task(tmp_path / "tasks", "toy-broken", command="python -c 'raise SystemExit(3)'")
     job = docker_job(tmp_path, broken, "noop")
     # Both references crash; whichever the shuffled schedule runs first stops the task.
-    with pytest.raises(InfrastructureError, match="(baseline|human) variant failed"):
+    with pytest.raises(InfrastructureError, match=r"(baseline|human) variant failed"):
         run_job(job)
     assert engine.count_containers(job.run_id) == 0
 

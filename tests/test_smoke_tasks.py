@@ -230,7 +230,10 @@ def test_cpu_timer_counts_work_in_threads_and_children_but_not_waiting(
     probe.write_text(CPU_TIMER_PROBE)
     benchmarks = ROOT / "tasks" / "smoke" / task / "base" / "benchmarks"
     result = subprocess.run(
-        [sys.executable, str(probe), str(benchmarks), str(slice_s)], capture_output=True, text=True, check=True
+        [sys.executable, str(probe), str(benchmarks), str(slice_s)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     cpu = {name: float(value) for name, value in (line.split() for line in result.stdout.splitlines())}
     assert cpu["sleep"] < 0.1
