@@ -20,9 +20,7 @@ from test_docker_sandbox import docker_settings, need_docker
 from test_docker_task_images import image_job, repo_name, write_git_task  # noqa: F401
 from test_guard import FAKE_LATENCY, FAKE_TTFT, SMOKE
 
-FAKE_BENCH = (
-    "sed -i 's|^avg = .*|avg = 1e-9|' bench.py && grep -q '^avg = 1e-9$' bench.py"
-)
+FAKE_BENCH = "sed -i 's|^avg = .*|avg = 1e-9|' bench.py && grep -q '^avg = 1e-9$' bench.py"
 
 
 @pytest.fixture(autouse=True)
