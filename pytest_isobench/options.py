@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,23 @@ PRICES_HELP = (
     "JSON or TOML file of judge prices {model: [usd per M input tokens, usd per M output tokens]}"
     " (default: the built-in list prices)"
 )
+MAX_TURNS_HELP = (
+    "CLI agents: the most model turns (Claude Code --max-turns, TRAE --max-steps; Codex has no such"
+    " limit and is held by the time budget) (default 120; none: the CLI's own default)"
+)
+BUDGET_USD_HELP = (
+    "CLI agents: the most an attempt may spend in USD, where the CLI can enforce it (Claude Code"
+    " --max-budget-usd) (default: none)"
+)
+CLAUDE_CLI_HELP = (
+    "the claude executable for claude-code (default: `claude` on PATH, else the one bundled with"
+    " pip install 'pytest-isobench[agents]')"
+)
+CODEX_CLI_HELP = (
+    "the codex executable for codex (default: `codex` on PATH, else the one bundled with"
+    " pip install 'pytest-isobench[agents]')"
+)
+TRAE_CLI_HELP = "the trae-cli executable for trae:* agents (default: `trae-cli` on PATH; see the README)"
 KEEP_WORK_HELP = "keep the agent's working copy and the variant trees after each task (default: off)"
 BASE_IMAGE_HELP = (
     "docker: image the containers start from (default: isobench/base:bookworm-py3 for source tasks, a CUDA"
@@ -148,6 +165,11 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-time-budget", "isobench_time_budget", "string", BUDGET_HELP),
     ("--isobench-clone-timeout", "isobench_clone_timeout", "string", CLONE_TIMEOUT_HELP),
     ("--isobench-agent-disk", "isobench_agent_disk", "string", AGENT_DISK_HELP),
+    ("--isobench-agent-max-turns", "isobench_agent_max_turns", "string", MAX_TURNS_HELP),
+    ("--isobench-agent-budget-usd", "isobench_agent_budget_usd", "string", BUDGET_USD_HELP),
+    ("--isobench-claude-cli", "isobench_claude_cli", "string", CLAUDE_CLI_HELP),
+    ("--isobench-codex-cli", "isobench_codex_cli", "string", CODEX_CLI_HELP),
+    ("--isobench-trae-cli", "isobench_trae_cli", "string", TRAE_CLI_HELP),
     ("--isobench-runs-dir", "isobench_runs_dir", "string", RUNS_DIR_HELP),
     ("--isobench-cache-dir", "isobench_cache_dir", "string", CACHE_DIR_HELP),
     ("--isobench-run-id", "isobench_run_id", "string", RUN_ID_HELP),
@@ -224,6 +246,10 @@ class Settings:
     # variables an agent gets (--isobench-agent-env) and extra secrets (--isobench-redact)
     agent_env: tuple[str, ...] = ()
     redact: tuple[str, ...] = ()
+    # CLI agents: turn and spending limits, and the CLIs named by options (family -> path)
+    agent_max_turns: int | None = 120
+    agent_budget_usd: float | None = None
+    cli_paths: dict[str, str] = field(default_factory=dict)
 
     @property
     def dataset_dir(self) -> Path:
@@ -306,6 +332,33 @@ def _number(config: pytest.Config, dest: str, default: float, kind: type, minimu
     if number < minimum:
         raise pytest.UsageError(f"{where}: {value!r} must be at least {minimum}")
     return number
+
+
+def _optional_number(
+    config: pytest.Config, dest: str, default: float | None, kind: type, minimum: float
+) -> Any:
+    """Like ``_number``, where ``none`` (or no value and a None default) means no limit."""
+    value, _ = _raw(config, dest)
+    if str(value).strip().lower() == "none" or (value is None and default is None):
+        return None
+    return _number(config, dest, default if default is not None else 0, kind, minimum)
+
+
+CLI_OPTIONS = {
+    "claude-code": "isobench_claude_cli",
+    "codex": "isobench_codex_cli",
+    "trae": "isobench_trae_cli",
+}
+
+
+def _cli_paths(config: pytest.Config) -> dict[str, str]:
+    """The agent CLIs named by options (``--isobench-claude-cli`` ...), as given (checked by the agent)."""
+    found = {}
+    for family, dest in CLI_OPTIONS.items():
+        value, _ = _raw(config, dest)
+        if value is not None and str(value).strip():
+            found[family] = str(Path(str(value).strip()).expanduser())
+    return found
 
 
 def _path(config: pytest.Config, dest: str, default: Path) -> Path:
@@ -410,6 +463,9 @@ def resolve(config: pytest.Config) -> Settings:
         agent_disk_bytes=_agent_disk(config),
         agent_env=_names(config, "isobench_agent_env"),
         redact=_names(config, "isobench_redact"),
+        agent_max_turns=_optional_number(config, "isobench_agent_max_turns", 120, int, 1),
+        agent_budget_usd=_optional_number(config, "isobench_agent_budget_usd", None, float, 0.0001),
+        cli_paths=_cli_paths(config),
         **_docker_settings(config),
     )
     if settings.backend == "docker":

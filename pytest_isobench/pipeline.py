@@ -160,7 +160,10 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
         progress=say,
     )
     workspace = job.settings.work_dir / job.run_id / task.id / job.artifacts.name
-    sandbox = job.sandbox_factory(SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say))
+    tools = job.agent.tools() if hasattr(job.agent, "tools") else {}
+    sandbox = job.sandbox_factory(
+        SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say, agent_tools=tools)
+    )
     try:
         patch, agent_run = _solve(job, sandbox, repo, say)
         _judge(job, repo, patch, outcome, say)
@@ -295,6 +298,7 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
         sandbox=sandbox,
         oracle_patch=lambda: oracle_patch(repo, job.task),
         disk_limit_bytes=job.settings.agent_disk_bytes,
+        tools=dict(getattr(sandbox, "tool_paths", {})),
     )
     say(f"agent {job.agent_spec} at work (budget {job.settings.time_budget_min:g} min)")
     agent_run = job.agent.solve(ctx)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from . import secrets as redaction
-from .agents.base import agent_registry, build_agent
+from .agents.base import Agent
+from .agents.registry import agent_registry, build_agent
 from .collect import marker_lines
 from .keys import (
     AGENT_KEY,
@@ -21,7 +22,7 @@ from .keys import (
     SETTINGS_KEY,
     WORKERINPUT_RUN_ID,
 )
-from .options import resolve
+from .options import Settings, resolve
 from .progress import install as install_progress
 from .progress import uninstall as uninstall_progress
 from .report import RunCollector
@@ -39,6 +40,24 @@ def new_run_id() -> str:
     return dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
 
+def configure_agent(agent: Agent, settings: Settings) -> None:
+    """Give a CLI agent its options and let it find its CLI: a missing one is a usage error at start."""
+    from .agents.cli import CliAgent, CliOptions
+
+    if not isinstance(agent, CliAgent):
+        return
+    options = CliOptions(
+        max_turns=settings.agent_max_turns,
+        budget_usd=settings.agent_budget_usd,
+        cli_paths=dict(settings.cli_paths),
+        prices=settings.judge_prices,
+    )
+    try:
+        agent.configure(options)
+    except (ValueError, OSError) as exc:
+        raise pytest.UsageError(f"--isobench-agent={settings.agent}: {exc}") from None
+
+
 def configure(config: pytest.Config) -> None:
     """Resolve everything once per process; errors in options are usage errors."""
     settings = resolve(config)
@@ -52,7 +71,10 @@ def configure(config: pytest.Config) -> None:
     for line in marker_lines(catalog):
         config.addinivalue_line("markers", line)
     agents = agent_registry(config.hook.pytest_isobench_agents())
-    config.stash[AGENT_KEY] = build_agent(settings.agent, agents) if settings.agent else None
+    agent = build_agent(settings.agent, agents) if settings.agent else None
+    if agent is not None and not config.option.collectonly:  # listing tasks needs no CLI
+        configure_agent(agent, settings)
+    config.stash[AGENT_KEY] = agent
     sandboxes = sandbox_registry(config.hook.pytest_isobench_sandboxes())
     if settings.backend not in sandboxes:
         raise pytest.UsageError(

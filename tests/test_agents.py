@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isobench.agents.base import SolveContext, agent_registry, build_agent
+from pytest_isobench.agents.base import SolveContext
 from pytest_isobench.agents.builtin import ReplayAgent, load_predictions
 from pytest_isobench.agents.prompt import render_prompt
+from pytest_isobench.agents.registry import agent_registry, build_agent
 from pytest_isobench.pipeline import oracle_patch
 from pytest_isobench.sandbox.base import SandboxSpec
 from pytest_isobench.sandbox.local import LocalSandbox

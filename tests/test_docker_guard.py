@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isobench.agents.base import agent_registry, build_agent
+from pytest_isobench.agents.registry import agent_registry, build_agent
 from pytest_isobench.measure.cache import MeasurementCache, checksum
 from pytest_isobench.pipeline import Job, run_job
 from pytest_isobench.sandbox import engine

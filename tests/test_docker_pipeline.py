@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isobench.agents.base import AgentRun, SolveContext, agent_registry, build_agent
+from pytest_isobench.agents.base import AgentRun, SolveContext
+from pytest_isobench.agents.registry import agent_registry, build_agent
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.sandbox import engine
 from pytest_isobench.sandbox.docker import DockerSandbox

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_isobench.agents.base import agent_registry, build_agent
+from pytest_isobench.agents.registry import agent_registry, build_agent
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.sandbox import engine, images
 from pytest_isobench.sandbox.docker import DockerSandbox

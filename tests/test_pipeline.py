@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_llm_server import CHAT, FakeLLM, fake_llm_fixture  # noqa: F401
-from pytest_isobench.agents.base import agent_registry, build_agent
+from pytest_isobench.agents.registry import agent_registry, build_agent
 from pytest_isobench.measure.cache import checksum
 from pytest_isobench.measure.runner import interleaved_schedule
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job

@@ -1,4 +1,4 @@
-"""The Agent protocol, what an agent gets and returns, and the agent registry."""
+"""The Agent protocol and what an agent gets and returns (the registry is in ``registry.py``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-
-import pytest
 
 from ..sandbox.base import Sandbox
 from ..tasks import Task
@@ -28,6 +26,9 @@ class SolveContext:
     oracle_patch: Callable[[], str]
     # How much the agent may add to its working copy and logs (None: no limit); see sandbox/disk.py.
     disk_limit_bytes: int | None = None
+    # Files the agent asked for (``tools()``), as paths valid where it runs (the docker backend bakes
+    # them into the agent's image); name -> path.
+    tools: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,41 +56,3 @@ class Agent(Protocol):
 
 AgentFactory = Callable[[str | None], Agent]
 """Builds an agent from the part of ``--isobench-agent`` after ``name:`` (None when absent)."""
-
-
-def builtin_agents() -> dict[str, AgentFactory]:
-    """The agents that ship with the plugin."""
-    from .builtin import CommandAgent, HumanAgent, NoopAgent, ReplayAgent
-
-    return {
-        "human": HumanAgent.create,
-        "noop": NoopAgent.create,
-        "replay": ReplayAgent.create,
-        "command": CommandAgent.create,
-    }
-
-
-def agent_registry(extra: list[Mapping[str, AgentFactory]]) -> dict[str, AgentFactory]:
-    """Built-ins plus those ``pytest_isobench_agents`` hook implementations return."""
-    registry = builtin_agents()
-    for mapping in extra:
-        registry.update(mapping)
-    return registry
-
-
-USAGE_FORMS = {"replay": "replay:PATH", "command": "command:SHELL"}
-
-
-def build_agent(spec: str, registry: Mapping[str, AgentFactory]) -> Agent:
-    """The agent ``--isobench-agent`` names; an unknown name is a usage error listing the known ones."""
-    name, sep, arg = spec.partition(":")
-    if spec in registry:  # a registered name may itself contain a colon
-        name, arg, sep = spec, "", ""
-    factory = registry.get(name)
-    if factory is None:
-        known = ", ".join(USAGE_FORMS.get(n, n) for n in sorted(registry))
-        raise pytest.UsageError(f"--isobench-agent: unknown agent {spec!r}; known agents: {known}")
-    try:
-        return factory(arg if sep else None)
-    except (ValueError, OSError) as exc:
-        raise pytest.UsageError(f"--isobench-agent={spec}: {exc}") from None

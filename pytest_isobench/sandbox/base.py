@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -71,12 +71,17 @@ class SandboxSpec:
     workspace: Path  # private scratch folder for this (task, agent)
     settings: Settings
     progress: Callable[[str], None] | None = None  # live progress lines (e.g. a long image build)
+    # Host files the agent needs where it runs (``CliAgent.tools()``: its CLI); the sandbox makes them
+    # available there and says where in ``tool_paths``.
+    agent_tools: Mapping[str, Path] = field(default_factory=dict)
 
 
 class Sandbox(Protocol):
     """Where the agent works and the variants are measured, for one (task, agent)."""
 
     name: str
+    # Where the agent's tools (``SandboxSpec.agent_tools``) are where it runs: name -> path.
+    tool_paths: dict[str, str]
 
     def agent_workdir(self) -> Path:
         """Create the agent's working copy: the base tree only, fresh one-commit history, leak-checked."""

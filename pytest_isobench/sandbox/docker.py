@@ -119,6 +119,8 @@ class DockerSandbox:
         self.boxes: dict[str, tuple[Path, Container, Path]] = {}
         self.processes: list[ContainerProcess] = []
         self.lease: gpus.GpuLease | None = None
+        # The agent's tools (its CLI) inside the agent container; none yet for agents that bring some.
+        self.tool_paths: dict[str, str] = {}
 
     def _image_config(self) -> tuple[dict[str, str], dict[str, str]]:
         """The image's environment and labels (a missing image is a clear error)."""

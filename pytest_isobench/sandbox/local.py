@@ -82,6 +82,7 @@ class LocalSandbox:
         self.workdir_base: str | None = None
         self.benchmark_files = BenchmarkFiles(self.task, self.repo)
         self.benchmark_changes: dict[str, list[str]] = {}
+        self.tool_paths = {name: str(path) for name, path in spec.agent_tools.items()}  # host paths
         self.workspace.mkdir(parents=True, exist_ok=True)
 
     # -- the agent's working copy -------------------------------------------------------------

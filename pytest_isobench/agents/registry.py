@@ -1,0 +1,47 @@
+"""The agent registry: the built-in agents, those a conftest.py adds, and ``--isobench-agent`` parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from .base import Agent, AgentFactory
+
+
+def builtin_agents() -> dict[str, AgentFactory]:
+    """The agents that ship with the plugin."""
+    from .builtin import CommandAgent, HumanAgent, NoopAgent, ReplayAgent
+
+    return {
+        "human": HumanAgent.create,
+        "noop": NoopAgent.create,
+        "replay": ReplayAgent.create,
+        "command": CommandAgent.create,
+    }
+
+
+def agent_registry(extra: list[Mapping[str, AgentFactory]]) -> dict[str, AgentFactory]:
+    """Built-ins plus those ``pytest_isobench_agents`` hook implementations return."""
+    registry = builtin_agents()
+    for mapping in extra:
+        registry.update(mapping)
+    return registry
+
+
+USAGE_FORMS = {"replay": "replay:PATH", "command": "command:SHELL"}
+
+
+def build_agent(spec: str, registry: Mapping[str, AgentFactory]) -> Agent:
+    """The agent ``--isobench-agent`` names; an unknown name is a usage error listing the known ones."""
+    name, sep, arg = spec.partition(":")
+    if spec in registry:  # a registered name may itself contain a colon
+        name, arg, sep = spec, "", ""
+    factory = registry.get(name)
+    if factory is None:
+        known = ", ".join(USAGE_FORMS.get(n, n) for n in sorted(registry))
+        raise pytest.UsageError(f"--isobench-agent: unknown agent {spec!r}; known agents: {known}")
+    try:
+        return factory(arg if sep else None)
+    except (ValueError, OSError) as exc:
+        raise pytest.UsageError(f"--isobench-agent={spec}: {exc}") from None
