@@ -339,7 +339,9 @@ def _optional_number(
 ) -> Any:
     """Like ``_number``, where ``none`` (or no value and a None default) means no limit."""
     value, _ = _raw(config, dest)
-    if str(value).strip().lower() == "none" or (value is None and default is None):
+    if value is None:
+        return None if default is None else kind(default)
+    if str(value).strip().lower() == "none":
         return None
     return _number(config, dest, default if default is not None else 0, kind, minimum)
 
