@@ -7,6 +7,7 @@ the stop reasons the harness sets, model API failures as infrastructure errors, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -29,10 +30,10 @@ from pytest_isobench.agents.cli import (
     executable,
     jsonl_events,
 )
-from pytest_isobench.options import Settings
 from pytest_isobench.session import configure_agent
 from support import write_source_task
 from test_agents import ctx  # noqa: F401  (the fixture: a real task, working copy and local sandbox)
+from test_local_sandbox import settings as local_settings
 
 # The "CLI": records what it saw, edits the working copy, prints JSON events like a real CLI does.
 SCRIPT = r"""#!/bin/sh
@@ -169,22 +170,7 @@ def test_config_files_are_private_while_they_exist(ctx: SolveContext, script: Pa
 
 def test_a_missing_cli_is_a_usage_error_naming_the_option(tmp_path: Path) -> None:
     agent = ScriptAgent(tmp_path / "absent")
-    settings = Settings(
-        agent="script-agent",
-        task_roots=(tmp_path,),
-        explicit_task_roots=True,
-        backend="local",
-        rounds=1,
-        warmup=0,
-        time_budget_min=1,
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        run_id="r",
-        remeasure=False,
-        measure_lock="none",
-        keep_work=False,
-        rootdir=tmp_path,
-    )
+    settings = dataclasses.replace(local_settings(tmp_path), agent="script-agent")
     with pytest.raises(
         pytest.UsageError, match=r"--isobench-agent=script-agent: --isobench-script-cli=.*absent"
     ):
