@@ -44,6 +44,7 @@ from .sandbox.base import (
     SandboxSpec,
     WorkdirDestroyed,
 )
+from .sandbox.disk import DISK_LIMIT
 from .sandbox.gitutil import GitError, git
 from .sandbox.repos import RepoError, file_lock, materialise
 from .scoring import agent_slug, quadrant
@@ -180,6 +181,8 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
         outcome.touches_benchmark = BenchmarkFiles(task, repo).touched(patch)
         if (destroyed := agent_run.info.get("workdir_destroyed")) is not None:
             verdict = agent_failed(task, destroyed["reason"])
+        elif agent_run.info.get("stop_reason") == DISK_LIMIT:  # its patch was discarded, unmeasured
+            verdict = agent_failed(task, DISK_LIMIT)
         else:
             verdict = _measure(job, sandbox, patch, outcome, say)
             outcome.measured["benchmark_files_restored"] = getattr(sandbox, "benchmark_changes", {})

@@ -89,6 +89,7 @@ def test_agent_past_its_disk_limit_is_stopped(tmp_path: Path, toy: Path) -> None
     assert run["stop_reason"] == "disk_limit" and not outcome.timed_out
     assert run["disk_limit_bytes"] == 5 * MB and run["disk_grown_bytes"] > 5 * MB
     assert outcome.patch["empty"]  # discarded, never diffed
+    assert outcome.hard == "failed" and outcome.hard_reason == "disk_limit"  # its failure, unmeasured
     assert (Path(outcome.artifacts) / "patch.diff").read_text() == ""
     assert not alive(int(pids.read_text()))
 

@@ -90,6 +90,7 @@ def test_an_agent_past_its_disk_limit_is_stopped(tmp_path: Path, toy: Path) -> N
     assert outcome.agent_run["stop_reason"] == "disk_limit" and not outcome.timed_out
     assert outcome.agent_run["disk_grown_bytes"] > 5 * 1024 * 1024
     assert outcome.patch["empty"] is True  # discarded, never diffed
+    assert outcome.hard == "failed" and outcome.hard_reason == "disk_limit"  # its failure, unmeasured
     assert engine.count_containers(job.run_id) == 0
 
 

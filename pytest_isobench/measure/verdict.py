@@ -27,6 +27,7 @@ FAILURE_REASONS = (
     "workload_changed",
     "workdir_destroyed",
     "disk_full",
+    "disk_limit",
 )
 BAND_PCT = 5.0
 STANDARD_VARIANTS = ("baseline", "human", "agent")
