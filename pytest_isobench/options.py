@@ -63,7 +63,12 @@ JUDGE_HELP = "soft-metric judges, comma-separated: overlap, anthropic:MODEL, ope
 JUDGE_TIMEOUT_HELP = "seconds a model judge waits for each HTTP attempt before giving up on it (default 60)"
 JUDGE_RETRIES_HELP = "retries of a model judge's HTTP request after a timeout, 429 or 5xx (default 2)"
 PRICES_HELP = (
-    "JSON or TOML file of judge prices {model: [usd per M input tokens, usd per M output tokens]}"
+    "JSON or TOML file of model prices for judges and CLI agents, USD per million tokens:"
+    " {model: [input, output]} or {model: [input, output, cached input]}, laid over the built-in list"
+    " prices (default: those; cached input without a third figure costs as input)"
+)
+JUDGE_PRICES_HELP = (
+    "old name of --isobench-prices, still accepted: the same price file, for judges and agents"
     " (default: the built-in list prices)"
 )
 MAX_TURNS_HELP = (
@@ -176,7 +181,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-measure-lock", "isobench_measure_lock", "string", MEASURE_LOCK_HELP),
     ("--isobench-hints", "isobench_hints", "string", HINTS_HELP),
     ("--isobench-judge", "isobench_judge", "string", JUDGE_HELP),
-    ("--isobench-judge-prices", "isobench_judge_prices", "string", PRICES_HELP),
+    ("--isobench-prices", "isobench_prices", "string", PRICES_HELP),
+    ("--isobench-judge-prices", "isobench_judge_prices", "string", JUDGE_PRICES_HELP),
     ("--isobench-judge-timeout", "isobench_judge_timeout", "string", JUDGE_TIMEOUT_HELP),
     ("--isobench-judge-retries", "isobench_judge_retries", "string", JUDGE_RETRIES_HELP),
     ("--isobench-base-image", "isobench_base_image", "string", BASE_IMAGE_HELP),
@@ -226,7 +232,7 @@ class Settings:
     min_rounds: int = 5
     max_rounds: int = 20
     judges: tuple[str, ...] = ()
-    judge_prices: dict[str, tuple[float, float]] | None = None
+    prices: dict[str, tuple[float, ...]] | None = None  # --isobench-prices: for judges and CLI agents
     judge_timeout_s: float = 60.0
     judge_retries: int = 2
     # docker backend (see pytest_isobench.sandbox.docker)
@@ -457,7 +463,7 @@ def resolve(config: pytest.Config) -> Settings:
         rootdir=config.rootpath,
         hints=str(hints or "none"),
         judges=_judge_specs(config, judges, judge_where),
-        judge_prices=_judge_prices(config),
+        prices=_prices(config),
         dataset_cache=_optional_path(config, "isobench_dataset_cache"),
         judge_timeout_s=_number(config, "isobench_judge_timeout", 60.0, float, 0.001),
         judge_retries=_number(config, "isobench_judge_retries", 2, int, 0),
@@ -554,16 +560,30 @@ def _docker_settings(config: pytest.Config) -> dict[str, Any]:
     return found
 
 
-def _judge_prices(config: pytest.Config) -> dict[str, tuple[float, float]] | None:
-    value, where = _raw(config, "isobench_judge_prices")
-    if value is None:
+def _prices(config: pytest.Config) -> dict[str, tuple[float, ...]] | None:
+    """``--isobench-prices``, or its old name ``--isobench-judge-prices`` (command line > env > ini)."""
+    given = [(dest, *_raw(config, dest)) for dest in ("isobench_prices", "isobench_judge_prices")]
+    given = [entry for entry in given if entry[1] is not None]
+    if not given:
         return None
-    from .judge import load_prices
+    best = min(_source_rank(where) for _, _, where in given)
+    tied = [entry for entry in given if _source_rank(entry[2]) == best]
+    if len({str(value) for _, value, _ in tied}) > 1:
+        raise pytest.UsageError(
+            f"{tied[0][2]} and {tied[1][2]} name different price files: give one (--isobench-prices)"
+        )
+    dest, value, where = tied[0]
+    from .pricing import load_prices
 
     try:
-        return load_prices(_path(config, "isobench_judge_prices", Path(str(value))))
+        return load_prices(_path(config, dest, Path(str(value))))
     except (OSError, ValueError) as exc:
         raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def _source_rank(where: str) -> int:
+    """Where ``_raw`` found a value: 0 the command line, 1 the environment, 2 the ini file."""
+    return 0 if where.startswith("--") else 1 if where.startswith("environment") else 2
 
 
 def _judge_specs(config: pytest.Config, value: Any, where: str) -> tuple[str, ...]:

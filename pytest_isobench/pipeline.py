@@ -249,7 +249,7 @@ def _judge(job: Job, repo: Path, patch: str, outcome: Outcome, say: Progress) ->
             judge_input,
             cache_dir=job.settings.cache_dir,
             seed=seed,
-            prices=job.settings.judge_prices,
+            prices=job.settings.prices,
             extra_judges=job.extra_judges,
             timeout_s=job.settings.judge_timeout_s,
             max_retries=job.settings.judge_retries,

@@ -50,7 +50,7 @@ def configure_agent(agent: Agent, settings: Settings) -> None:
         max_turns=settings.agent_max_turns,
         budget_usd=settings.agent_budget_usd,
         cli_paths=dict(settings.cli_paths),
-        prices=settings.judge_prices,
+        prices=settings.prices,
     )
     try:
         agent.configure(options)

@@ -20,8 +20,8 @@ from pytest_isobench.judge import (
     parse_judge_specs,
     run_judges,
 )
-from pytest_isobench.judge.pricing import cost_usd, load_prices, price_table
 from pytest_isobench.judge.prompt import TRIM_MARKER, build_prompt, draw_order, trim_patch
+from pytest_isobench.pricing import cost_usd, load_prices, price_table
 from pytest_isobench.scoring import quadrant
 
 INPUT = JudgeInput(task_id="toy-0001", description="d", human_patch="diff h\n", agent_patch="diff a\n")
@@ -252,10 +252,10 @@ def test_order_is_reproducible_and_varies_over_tasks() -> None:
 
 def test_prices_default_override_and_prefix() -> None:
     table = price_table({"my-model": (1.0, 2.0), "gpt-4.1": (10.0, 10.0)})
-    assert cost_usd("openai:my-model", 1_000_000, 500_000, table) == pytest.approx(2.0)
-    assert cost_usd("openai:gpt-4.1", 1_000_000, 0, table) == pytest.approx(10.0)
-    assert cost_usd("anthropic:claude-haiku-4-5-20251001", 1_000_000, 0, table) == pytest.approx(1.0)
-    assert cost_usd("openai:unknown-model", 10, 10, table) is None
+    assert cost_usd("openai:my-model", 1_000_000, 500_000, table=table) == pytest.approx(2.0)
+    assert cost_usd("openai:gpt-4.1", 1_000_000, 0, table=table) == pytest.approx(10.0)
+    assert cost_usd("anthropic:claude-haiku-4-5-20251001", 1_000_000, 0, table=table) == pytest.approx(1.0)
+    assert cost_usd("openai:unknown-model", 10, 10, table=table) is None
 
 
 def test_price_files(tmp_path: Path) -> None:

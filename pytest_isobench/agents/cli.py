@@ -70,7 +70,7 @@ class CliOptions:
     max_turns: int | None = None
     budget_usd: float | None = None
     cli_paths: Mapping[str, str] = field(default_factory=dict)  # agent family -> CLI path (options)
-    prices: Mapping[str, tuple[float, float]] | None = None  # USD per million (input, output) tokens
+    prices: Mapping[str, tuple[float, ...]] | None = None  # USD per million (input, output[, cached])
 
 
 @dataclass(frozen=True)
@@ -117,14 +117,15 @@ class Attempt:
     steps: list[dict[str, Any]] = field(default_factory=list)  # normalised trajectory steps
     keep: list[Path] = field(default_factory=list)  # files under the home to keep as artifacts
 
-    def info(self, agent: CliAgent, prices: Mapping[str, tuple[float, float]] | None) -> dict[str, Any]:
+    def info(self, agent: CliAgent, prices: Mapping[str, tuple[float, ...]] | None) -> dict[str, Any]:
         """The outcome's ``agent_run`` fields: stop reason, turns, tokens, cost (and where it came from)."""
         cost, source = self.cost_usd, "cli" if self.cost_usd is not None else None
         model = self.model or agent.model
         if cost is None and self.tokens is not None:
-            from ..judge.pricing import cost_usd, price_table
+            from ..pricing import cost_usd, price_table
 
-            cost = cost_usd(model, self.tokens.input, self.tokens.output, price_table(prices))
+            tokens = self.tokens
+            cost = cost_usd(model, tokens.input, tokens.output, tokens.cached, table=price_table(prices))
             source = "price_table" if cost is not None else None
         return {
             "cli": agent.family,

@@ -7,6 +7,7 @@ judges agreed over a run. Built-in specs: ``overlap``, ``anthropic:MODEL``, ``op
 
 from __future__ import annotations
 
+from ..pricing import DEFAULT_PRICES, load_prices, price_table
 from .base import (
     RIGHT_TARGET,
     ApproachCategory,
@@ -26,7 +27,6 @@ from .base import (
     parse_judge_specs,
 )
 from .combine import agreement, combine, run_judges
-from .pricing import DEFAULT_PRICES, load_prices, price_table
 from .prompt import PROMPT_VERSION
 from .secrets import KEY_ENV_VARS, redact
 

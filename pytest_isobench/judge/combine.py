@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
 
+from ..pricing import PriceTable, cost_usd, price_table
 from .base import (
     DEFAULT_JUDGE_RETRIES,
     DEFAULT_JUDGE_TIMEOUT_S,
@@ -28,7 +29,6 @@ from .base import (
     split_spec,
 )
 from .cache import VerdictCache, verdict_key
-from .pricing import cost_usd, price_table
 from .prompt import draw_order
 from .secrets import redact
 
@@ -41,7 +41,7 @@ def run_judges(
     *,
     cache_dir: Path,
     seed: int = 0,
-    prices: Mapping[str, tuple[float, float]] | None = None,
+    prices: PriceTable | None = None,
     max_patch_chars: int = 60_000,
     extra_judges: Mapping[str, JudgeFactory] | None = None,
     timeout_s: float = DEFAULT_JUDGE_TIMEOUT_S,
@@ -70,7 +70,7 @@ def _one(
     ctx: JudgeContext,
     registry: Mapping[str, JudgeFactory],
     cache: VerdictCache,
-    prices: Mapping[str, tuple[float, float]],
+    prices: PriceTable,
 ) -> SoftVerdict:
     """One judge's verdict: cached, or asked now, priced, redacted and stored."""
     prefix, arg = split_spec(spec, registry)
@@ -92,7 +92,7 @@ def _one(
         notes = (*verdict.warnings, *(f"{w.category.__name__}: {w.message}" for w in caught))
         usage = verdict.usage
         if usage.cost_usd is None and usage.calls:
-            price = cost_usd(spec, usage.input_tokens, usage.output_tokens, prices)
+            price = cost_usd(spec, usage.input_tokens, usage.output_tokens, table=prices)
             usage = usage.model_copy(update={"cost_usd": price})
         update = {"judge": spec, "cached": False, "warnings": tuple(dict.fromkeys(notes)), "usage": usage}
         verdict = verdict.model_copy(update=update)
