@@ -79,6 +79,7 @@ def _hashes(args: argparse.Namespace) -> int:
 
 
 def _summarize(args: argparse.Namespace) -> int:
+    from .report import agent_costs, render_agent_costs
     from .results import OutcomesFileError, read_outcomes
     from .scoring import LEGEND, render_table, summarize
 
@@ -91,12 +92,17 @@ def _summarize(args: argparse.Namespace) -> int:
     for line in skipped:
         print(f"warning: {line}", file=sys.stderr)
     groups = summarize(records)
+    agents = agent_costs(records)
     if args.format == "json":
-        print(json.dumps({"groups": groups}, indent=2))
+        print(json.dumps({"groups": groups, "agents": agents}, indent=2))
     else:
         for line in render_table(groups):
             print(line)
         print(LEGEND)
+        if agents:
+            print()
+            for line in render_agent_costs(agents):
+                print(line)
     return 0
 
 
@@ -204,7 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     hashes = sub.add_parser("hashes", help="print the commit hashes a source (smoke) task builds")
     hashes.add_argument("paths", nargs="+", help="task files or task roots")
     hashes.set_defaults(func=_hashes)
-    summary = sub.add_parser("summarize", help="rebuild the summary table from outcomes, running nothing")
+    summary = sub.add_parser(
+        "summarize",
+        help="rebuild the summary table and the agents' spending from outcomes, running nothing",
+    )
     summary.add_argument("path", help="an outcomes.jsonl file or a run directory")
     summary.add_argument("--format", choices=("text", "json"), default="text")
     summary.set_defaults(func=_summarize)

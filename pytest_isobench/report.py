@@ -12,7 +12,7 @@ import pytest
 from .gate import inconclusive_text
 from .keys import WIRE_KEY
 from .results import Outcome, append_outcome
-from .scoring import LEGEND, gain_not_measurable, render_table, summarize
+from .scoring import AGENT_WIDTH, LEGEND, agent_slug, gain_not_measurable, render_table, summarize
 
 
 class JsonDict(dict[str, Any]):
@@ -97,6 +97,7 @@ class RunCollector:
             "unrecorded_errors": sorted(self.errors.values()),
             "touches_benchmark": sorted(r["task_id"] for r in records if r.get("touches_benchmark")),
             "judges": judge_summary(records),
+            "agents": agent_costs(records),
             "human_gain_not_measurable": gain_not_measurable(records),
         }
 
@@ -118,6 +119,10 @@ class RunCollector:
             for line in render_table(summary["groups"]):
                 terminalreporter.write_line(line)
             terminalreporter.write_line(LEGEND)
+        if summary["agents"]:
+            terminalreporter.write_line("")
+            for line in render_agent_costs(summary["agents"]):
+                terminalreporter.write_line(line)
         if summary["judges"] is not None:
             terminalreporter.write_line(_judge_line(summary["judges"]))
         if summary["touches_benchmark"]:
@@ -172,6 +177,155 @@ def judge_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+# The fields a CLI agent's attempt records in the outcome's ``agent_run`` (``Attempt.info``).
+SPEND_FIELDS = ("stop_reason", "turns", "tokens", "cost_usd", "cost_source")
+EXITED = "exited"  # an attempt without a stop reason: the agent's process ended by itself
+
+
+def _attempt(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """What the agent did in this outcome, or None when it did not run (an error before it started).
+
+    A model API failure errors the task without an ``agent_run``; it counts as an attempt that ended
+    with ``api_error`` (its tokens and cost are not known).
+    """
+    from .agents.cli import ModelApiError
+
+    run = record.get("agent_run") or {}
+    if run:
+        return dict(run)
+    error = str(record.get("error") or "")
+    if record.get("status") == "error" and error.startswith(f"{ModelApiError.__name__}:"):
+        return {"stop_reason": "api_error"}
+    return None
+
+
+def agent_costs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per agent (sorted): attempts, cost in USD (total, and mean over the attempts with a cost), where
+    the costs came from, tokens, turns, agent time and how the attempts ended.
+
+    Only agents whose attempts record some of ``SPEND_FIELDS`` (CLI agents; a command agent the harness
+    stopped) are listed: human, noop and replay spend nothing the harness could count.
+    """
+    from .agents.cli import STOP_REASONS
+
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        run = _attempt(record)
+        if run is not None:
+            runs.setdefault(str(record.get("agent") or "?"), []).append(run)
+    rows = []
+    for agent, attempts in sorted(runs.items()):
+        if not any(key in run for run in attempts for key in SPEND_FIELDS):
+            continue
+        costs = [float(run["cost_usd"]) for run in attempts if run.get("cost_usd") is not None]
+        sources: dict[str, int] = {}
+        for run in attempts:
+            if run.get("cost_usd") is not None:
+                source = str(run.get("cost_source") or "unknown")
+                sources[source] = sources.get(source, 0) + 1
+        counted = [run["tokens"] for run in attempts if isinstance(run.get("tokens"), dict)]
+        turns = [int(run["turns"]) for run in attempts if run.get("turns") is not None]
+        ended: dict[str, int] = {}
+        for run in attempts:
+            reason = str(run.get("stop_reason") or EXITED)
+            ended[reason] = ended.get(reason, 0) + 1
+        order = {reason: i for i, reason in enumerate((*STOP_REASONS, EXITED))}
+        rows.append(
+            {
+                "agent": agent,
+                "attempts": len(attempts),
+                "models": sorted({str(run["model"]) for run in attempts if run.get("model")}),
+                "cost_usd": round(sum(costs), 6) if costs else None,
+                "mean_cost_usd": round(sum(costs) / len(costs), 6) if costs else None,
+                "priced": len(costs),
+                "cost_sources": dict(sorted(sources.items())),
+                "tokens": {
+                    kind: sum(int(tokens.get(kind) or 0) for tokens in counted)
+                    for kind in ("input", "output", "cached")
+                }
+                if counted
+                else None,
+                "with_tokens": len(counted),
+                "turns": sum(turns) if turns else None,
+                "duration_s": round(sum(float(run.get("duration_s") or 0.0) for run in attempts), 3),
+                "stop_reasons": dict(sorted(ended.items(), key=lambda kv: (order.get(kv[0], 99), kv[0]))),
+            }
+        )
+    return rows
+
+
+SPEND_COLUMNS = (
+    ("agent", "agent", "<"),
+    ("attempts", "attempts", ">"),
+    ("cost_usd", "cost $", ">"),
+    ("mean_cost_usd", "mean $", ">"),
+    ("source", "cost from", "<"),
+    ("input", "input tok", ">"),
+    ("output", "output tok", ">"),
+    ("cached", "cached tok", ">"),
+    ("turns", "turns", ">"),
+    ("ended", "ended", "<"),
+)
+SOURCE_NAMES = {"cli": "CLI", "price_table": "prices"}
+
+
+def render_agent_costs(rows: list[dict[str, Any]]) -> list[str]:
+    """The agents' spending as aligned lines under a title, then notes: mixed cost sources, attempts
+    without a cost, the full names of agents shown under a short one (as in the summary table)."""
+    cells = [[title for _, title, _ in SPEND_COLUMNS]]
+    notes = []
+    for row in rows:
+        tokens = row["tokens"] or {}
+        sources = row["cost_sources"]
+        values = {
+            "agent": agent_slug(row["agent"]) if len(row["agent"]) > AGENT_WIDTH else row["agent"],
+            "attempts": str(row["attempts"]),
+            "cost_usd": _usd(row["cost_usd"]),
+            "mean_cost_usd": _usd(row["mean_cost_usd"]),
+            "source": "mixed" if len(sources) > 1 else SOURCE_NAMES.get(next(iter(sources), ""), "n/a"),
+            **{
+                kind: str(tokens[kind]) if kind in tokens else "n/a" for kind in ("input", "output", "cached")
+            },
+            "turns": "n/a" if row["turns"] is None else str(row["turns"]),
+            "ended": ", ".join(f"{reason} {count}" for reason, count in row["stop_reasons"].items()),
+        }
+        cells.append([values[key] for key, _, _ in SPEND_COLUMNS])
+        name = values["agent"]
+        if len(sources) > 1:
+            parts = [f"{count} {_source_text(source)}" for source, count in sources.items()]
+            notes.append(f"  {name}: costs of mixed origin: {', '.join(parts)}")
+        if row["priced"] == 0 and row["with_tokens"]:
+            notes.append(
+                f"  {name}: tokens but no cost: {', '.join(row['models']) or 'the model'} is not in the"
+                " price table (--isobench-prices)"
+            )
+        elif 0 < row["priced"] < row["attempts"]:
+            notes.append(
+                f"  {name}: {row['attempts'] - row['priced']} attempt(s) without a cost (a model API error,"
+                " no tokens recorded, or a model missing from the price table: --isobench-prices); the"
+                f" mean is over the {row['priced']} with one"
+            )
+    widths = [max(len(row[i]) for row in cells) for i in range(len(SPEND_COLUMNS))]
+    lines = ["agents' spending (latest attempt per task; USD; input tokens include the cached)"]
+    for cells_row in cells:
+        parts = [
+            value.ljust(width) if align == "<" else value.rjust(width)
+            for value, width, (_, _, align) in zip(cells_row, widths, SPEND_COLUMNS, strict=True)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    long_names = sorted({str(row["agent"]) for row in rows if len(str(row["agent"])) > AGENT_WIDTH})
+    return lines + notes + [f"  {agent_slug(name)} = {name}" for name in long_names]
+
+
+def _usd(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _source_text(source: str) -> str:
+    texts = {"cli": "from the CLI", "price_table": "priced from tokens (--isobench-prices)"}
+    return texts.get(source, f"from {source}")
+
+
 def _judge_line(judges: dict[str, Any]) -> str:
     parts = [f"judges {', '.join(judges['specs'])} on {judges['tasks']} task(s)"]
     agree = judges.get("agreement")
@@ -217,6 +371,10 @@ def _task_row(record: dict[str, Any]) -> dict[str, Any]:
     detail = record.get("hard_detail") or {}
     noise_keys = ("inconclusive", "rounds", "ci_pct", "ci_note", "human_gain_measurable")
     row["hard_detail"] = {key: detail.get(key) for key in noise_keys}
+    run = record.get("agent_run") or {}
+    row["agent_run"] = (
+        {key: run.get(key) for key in SPEND_FIELDS} if any(k in run for k in SPEND_FIELDS) else None
+    )
     return row
 
 
@@ -228,6 +386,11 @@ def _task_line(row: dict[str, Any]) -> str:
     flags = inconclusive_text(row.get("hard_detail") or {"inconclusive": row.get("inconclusive")})
     if row.get("touches_benchmark"):
         flags += f" touches benchmark: {', '.join(row['touches_benchmark'])}"
+    if run := row.get("agent_run"):
+        spent = [str(run.get("stop_reason") or EXITED)]
+        spent += [f"{run['turns']} turns"] if run.get("turns") is not None else []
+        spent += [f"${run['cost_usd']:.4f}"] if run.get("cost_usd") is not None else []
+        flags += f" [{', '.join(spent)}]"
     return (
         f"{row['task_id']:<20} {row.get('hard') or '-':<8} {pct:>8} {row.get('hard_metric') or '':<22}"
         f" {row.get('quadrant')}{extra}{flags}"

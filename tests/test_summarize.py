@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,7 +96,7 @@ def test_json_matches_the_hand_checked_table(outcomes: Path) -> None:
     for target in (outcomes, outcomes.parent):
         result = summarize(str(target), "--format", "json")
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == {"groups": EXPECTED}
+        assert json.loads(result.stdout) == {"groups": EXPECTED, "agents": []}  # no agent spent anything
 
 
 def test_text_table(outcomes: Path) -> None:
@@ -231,7 +232,7 @@ def test_a_torn_last_line_is_skipped_and_reported_and_the_next_append_starts_a_f
     torn_line = len(text.splitlines()) + 1
     result = summarize(str(outcomes), "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"groups": EXPECTED}
+    assert json.loads(result.stdout) == {"groups": EXPECTED, "agents": []}
     assert f"warning: {outcomes}:{torn_line}: not JSON" in result.stderr
     append_outcome(outcomes.parent, Outcome(task_id="v9", repo="vllm", agent="a", run_id="r", hard="beats"))
     lines = outcomes.read_bytes().split(b"\n")
@@ -241,3 +242,58 @@ def test_a_torn_last_line_is_skipped_and_reported_and_the_next_append_starts_a_f
     records = read_outcomes(outcomes, skipped)
     assert [r["hard"] for r in records if r["task_id"] == "v9"] == ["beats"]
     assert len(skipped) == 1 and skipped[0].startswith(f"{outcomes}:{torn_line}: not JSON")
+
+
+def run(
+    stop: str, tokens: list[int] | None, cost: float | None, source: str | None, turns: int
+) -> dict[str, Any]:
+    keys = ("input", "output", "cached")
+    return {"returncode": 0, "timed_out": stop == "timeout", "duration_s": 60.0, "cli": "codex",
+            "model": "gpt-5", "stop_reason": stop, "turns": turns,
+            "tokens": None if tokens is None else dict(zip(keys, tokens, strict=True)),
+            "cost_usd": cost, "cost_source": source}  # fmt: skip
+
+
+SPENT = [
+    # two runs combined: the later x1 line replaces the earlier one (the latest attempt per task)
+    {"task_id": "x1", "agent": "codex", "agent_run": run("timeout", [9, 9, 9], 9.0, "price_table", 9)},
+    {"task_id": "x1", "agent": "codex", "agent_run": run("completed", [1_000_000, 100_000, 600_000], 1.575,
+                                                         "price_table", 12)},
+    {"task_id": "x2", "agent": "codex", "agent_run": run("max_turns", [300_000, 20_000, 100_000], 0.6,
+                                                         "cli", 40)},
+    {"task_id": "x3", "agent": "codex", "status": "error",
+     "error": "ModelApiError: codex: the model API failed: HTTP 429 rate limited"},
+    {"task_id": "x1", "agent": "human", "agent_run": {"returncode": 0, "timed_out": False, "duration_s": 1}},
+]  # fmt: skip
+
+
+def test_summarize_shows_each_agents_spending(tmp_path: Path) -> None:
+    path = tmp_path / "outcomes.jsonl"
+    path.write_text("".join(json.dumps({"repo": "vllm", "hard": "similar", **r}) + "\n" for r in SPENT))
+    lines = summarize(str(path)).stdout.splitlines()
+    start = lines.index("agents' spending (latest attempt per task; USD; input tokens include the cached)")
+    assert lines[start - 1] == "" and lines[start - 2].startswith("Q1 true success")
+    header, codex, *notes = lines[start + 1 :]
+    assert header.split()[:2] == ["agent", "attempts"] and header.split()[-1] == "ended"
+    assert codex.split() == ["codex", "3", "2.1750", "1.0875", "mixed", "1300000", "120000", "700000", "52",
+                             "completed", "1,", "max_turns", "1,", "api_error", "1"]  # fmt: skip
+    assert notes == [
+        "  codex: costs of mixed origin: 1 from the CLI, 1 priced from tokens (--isobench-prices)",
+        "  codex: 1 attempt(s) without a cost (a model API error, no tokens recorded, or a model missing"
+        " from the price table: --isobench-prices); the mean is over the 2 with one",
+    ]
+    (row,) = json.loads(summarize(str(path), "--format", "json").stdout)["agents"]
+    assert row == {
+        "agent": "codex",
+        "attempts": 3,
+        "models": ["gpt-5"],
+        "cost_usd": 2.175,
+        "mean_cost_usd": 1.0875,
+        "priced": 2,
+        "cost_sources": {"cli": 1, "price_table": 1},
+        "tokens": {"input": 1_300_000, "output": 120_000, "cached": 700_000},
+        "with_tokens": 2,
+        "turns": 52,
+        "duration_s": 120.0,
+        "stop_reasons": {"completed": 1, "max_turns": 1, "api_error": 1},
+    }
