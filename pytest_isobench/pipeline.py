@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .agents.base import Agent, AgentRun, SolveContext
+from .agents.cli import ModelApiError
 from .agents.prompt import render_prompt
 from .correctness import check_correctness
 from .inputs import check_inputs, with_dataset_dir
@@ -132,6 +133,8 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
     except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
         outcome.status, outcome.error = "error", f"{type(exc).__name__}: {exc}"
         outcome.hard, outcome.quadrant = None, "unscored"
+        if isinstance(exc, ModelApiError):  # what the attempt spent before the API failed
+            outcome.agent_run = exc.agent_run
     finally:
         redact_tree(job.artifacts)  # logs, benchmark output, whatever a stage left
     outcome.duration_s = round(time.monotonic() - started, 3)

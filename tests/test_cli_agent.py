@@ -140,8 +140,9 @@ def test_trajectory_json_follows_the_schema(ctx: SolveContext, script: Path) -> 
 
 
 def test_a_model_api_failure_is_an_infrastructure_error(ctx: SolveContext, script: Path) -> None:  # noqa: F811
-    with pytest.raises(ModelApiError, match="HTTP 529 overloaded"):
+    with pytest.raises(ModelApiError, match="HTTP 529 overloaded") as raised:
         configured(ScriptAgent(script, mode="api")).solve(ctx)
+    assert raised.value.agent_run["stop_reason"] == "api_error" and raised.value.agent_run["returncode"] == 1
     assert not (ctx.log_dir / HOME_NAME).exists()
 
 

@@ -60,7 +60,12 @@ STOP_REASONS = ("completed", "max_turns", "budget", "timeout", "api_error", "cra
 
 class ModelApiError(SandboxError):
     """The agent's model API failed (auth, rate limit, 5xx, refused connection): infrastructure, not
-    the agent's failure. The task errors with the reason; a rerun with the same run id tries again."""
+    the agent's failure. The task errors with the reason; a rerun with the same run id tries again.
+    ``agent_run`` is what the attempt did and spent until then (the outcome keeps it)."""
+
+    def __init__(self, message: str, agent_run: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.agent_run = agent_run or {}
 
 
 @dataclass(frozen=True)
@@ -239,7 +244,9 @@ def run_attempt(agent: CliAgent, ctx: SolveContext) -> AgentRun:
         info["disk_grown_bytes"] = watchdog.grown_bytes
         info["patch"] = "discarded: the agent passed its disk limit"
     if attempt.stop_reason == "api_error":
-        raise ModelApiError(f"{agent.name}: the model API failed: {attempt.error or 'no detail'}")
+        run = {"returncode": result.returncode, "timed_out": result.timed_out, **info}
+        run["duration_s"] = round(result.duration_s, 3)
+        raise ModelApiError(f"{agent.name}: the model API failed: {attempt.error or 'no detail'}", run)
     return AgentRun(
         returncode=result.returncode,
         timed_out=result.timed_out,
