@@ -12,12 +12,14 @@ from .base import Agent, AgentFactory
 def builtin_agents() -> dict[str, AgentFactory]:
     """The agents that ship with the plugin."""
     from .builtin import CommandAgent, HumanAgent, NoopAgent, ReplayAgent
+    from .claude_code import ClaudeCode
 
     return {
         "human": HumanAgent.create,
         "noop": NoopAgent.create,
         "replay": ReplayAgent.create,
         "command": CommandAgent.create,
+        "claude-code": lambda arg: ClaudeCode.create("claude-code", arg),
     }
 
 
@@ -29,7 +31,7 @@ def agent_registry(extra: list[Mapping[str, AgentFactory]]) -> dict[str, AgentFa
     return registry
 
 
-USAGE_FORMS = {"replay": "replay:PATH", "command": "command:SHELL"}
+USAGE_FORMS = {"replay": "replay:PATH", "command": "command:SHELL", "claude-code": "claude-code[:MODEL]"}
 
 
 def build_agent(spec: str, registry: Mapping[str, AgentFactory]) -> Agent:
