@@ -91,6 +91,20 @@ def test_parse_an_api_failure(tmp_path: Path) -> None:
     assert [s["kind"] for s in attempt.steps] == []  # the CLI's own error text is no model turn
 
 
+def test_parse_an_api_failure_names_the_status_when_its_text_does_not(tmp_path: Path) -> None:
+    stdout, err = tmp_path / "out.jsonl", tmp_path / "err"
+    result = {"type": "result", "subtype": "success", "is_error": True, "api_error_status": 401,
+              "result": "Invalid API key · Fix external API key", "num_turns": 1, "total_cost_usd": 0,
+              "usage": {"input_tokens": 0, "output_tokens": 0}}  # fmt: skip
+    stdout.write_text(json.dumps(result) + "\n")
+    err.write_text("")
+    attempt = ClaudeCode("claude-code").parse(
+        AttemptFiles(tmp_path, stdout, err, RunResult(1, False, 1.0, stdout, err))
+    )
+    assert attempt.stop_reason == "api_error"
+    assert attempt.error == "HTTP 401: Invalid API key · Fix external API key"
+
+
 def test_parse_a_killed_run_is_a_crash_with_the_stderr_tail(tmp_path: Path) -> None:
     attempt = parse("claude_sigterm_stream.jsonl", tmp_path, returncode=143, stderr="boom\nlast words")
     assert attempt.stop_reason == "crashed" and attempt.tokens is None and attempt.cost_usd is None
@@ -188,6 +202,9 @@ def test_registry_names_and_models() -> None:
     assert isinstance(chosen, ClaudeCode) and chosen.model == "claude-opus-4-5"
     with pytest.raises(pytest.UsageError, match="claude-code:MODEL needs a model name"):
         build_agent("claude-code:", registry)
+    with pytest.raises(pytest.UsageError) as err:
+        build_agent("gpt-17", registry)
+    assert "known agents: claude-code[:MODEL], command:SHELL" in str(err.value)
 
 
 # -- the real CLI against the fake model ------------------------------------------------------------
