@@ -290,6 +290,21 @@ def test_turn_limit_stops_a_looping_model_and_its_daemon(
     assert outcome.patch["empty"] is True and outcome.hard == "worse"  # the (empty) patch is measured
 
 
+def test_spending_cap_stops_a_looping_model(
+    tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = write_source_task(tmp_path / "tasks", "toy-budget")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with FakeAnthropicAgent("loop") as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        job = claude_job(tmp_path, task, agent_budget_usd=0.01, cli_paths={"claude-code": claude_cli})
+        outcome = run_job(job)
+        served = fake.totals.replies
+    run = outcome.agent_run
+    assert run["stop_reason"] == "budget" and run["cost_usd"] >= 0.01
+    assert 1 < served < 10  # each turn costs about 0.005 USD at list price
+
+
 def test_time_budget_stops_a_looping_model_and_leaves_no_process(
     tmp_path: Path, claude_cli: str, marker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,7 +314,7 @@ def test_time_budget_stops_a_looping_model_and_leaves_no_process(
     with FakeAnthropicAgent("daemon", daemon=daemon_command(sys.executable, flag, marker)) as fake:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
         job = claude_job(
-            tmp_path, task, time_budget_min=0.3, agent_max_turns=None, cli_paths={"claude-code": claude_cli}
+            tmp_path, task, time_budget_min=0.4, agent_max_turns=None, cli_paths={"claude-code": claude_cli}
         )
         outcome = run_job(job)
         turns_served = len(fake.messages())
