@@ -9,13 +9,15 @@ import secrets
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fake_anthropic_agent import FakeAnthropicAgent, daemon_command
+from fake_anthropic_agent import FakeAnthropicAgent, daemon_command, usage_for
 from pytest_isobench.agents.claude_code import ClaudeCode, bundled_cli
 from pytest_isobench.agents.cli import AttemptFiles, CliOptions
 from pytest_isobench.agents.registry import agent_registry, build_agent
@@ -130,6 +132,7 @@ def test_parse_another_error_result_is_a_crash(tmp_path: Path) -> None:
         AttemptFiles(tmp_path, stdout, err, RunResult(1, False, 1.0, stdout, err))
     )
     assert attempt.stop_reason == "crashed" and attempt.error == "error_during_execution: tool runner failed"
+    assert attempt.tokens is not None
     assert attempt.tokens.to_wire() == {"input": 16, "output": 3, "cached": 5}  # `usage` without modelUsage
 
 
@@ -207,6 +210,43 @@ def test_registry_names_and_models() -> None:
     assert "known agents: claude-code[:MODEL], command:SHELL" in str(err.value)
 
 
+# -- the fake model itself -------------------------------------------------------------------------
+
+
+def post(url: str, body: dict[str, Any]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_fake_server_replies_from_the_conversation_streamed_or_not() -> None:
+    tools = [{"name": n} for n in ("Read", "Edit", "Bash")]
+    first = {"model": "m", "tools": tools, "messages": [{"role": "user", "content": "hi"}]}
+    later = {**first, "messages": [*first["messages"], {"role": "assistant", "content": []}] * 2}
+    with FakeAnthropicAgent("loop") as fake:
+        status, plain = post(f"{fake.base_url}/v1/messages?beta=true", first)
+        again = post(f"{fake.base_url}/v1/messages", first)[1]
+        streamed = post(f"{fake.base_url}/v1/messages", {**later, "stream": True})[1]
+        totals = fake.totals
+    message = json.loads(plain)
+    assert status == 200 and message["content"][0]["input"]["command"] == "echo looping"
+    assert message["usage"] == json.loads(again)["usage"] == usage_for(0).wire()  # same state, same reply
+    events = [json.loads(line[6:]) for line in streamed.splitlines() if line.startswith("data: ")]
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    assert events[0]["message"]["usage"]["input_tokens"] == usage_for(2).input_tokens
+    assert events[-2]["usage"]["output_tokens"] == usage_for(2).output_tokens
+    assert (
+        totals.replies == 3
+        and totals.output_tokens == 2 * usage_for(0).output_tokens + usage_for(2).output_tokens
+    )
+    with FakeAnthropicAgent("error500") as fake:
+        status, body = post(f"{fake.base_url}/v1/messages", first)
+    assert status == 500 and json.loads(body)["error"]["type"] == "api_error" and fake.totals.replies == 0
+
+
 # -- the real CLI against the fake model ------------------------------------------------------------
 
 
@@ -231,7 +271,8 @@ def claude_job(tmp_path: Path, task_file: Path, spec: str = "claude-code", **ove
 
 
 def trajectory(outcome: Outcome) -> dict[str, Any]:
-    return json.loads((Path(outcome.artifacts) / "trajectory.json").read_text())
+    record: dict[str, Any] = json.loads((Path(outcome.artifacts) / "trajectory.json").read_text())
+    return record
 
 
 def result_line(outcome: Outcome) -> dict[str, Any]:
