@@ -427,6 +427,9 @@ def test_smoke_task_fixed_through_the_cli_with_its_tokens_and_cost_and_no_key_an
     names = [Path(f.path).name for f in fix.files]
     assert calls == [call for name in names for call in (("Read", name), ("Edit", name))]
     assert not (art / "agent-home").exists()
+    spending = [line.split() for line in result.stdout.splitlines() if line.startswith("claude-code ")]
+    figures = [str(totals.all_input), str(totals.output_tokens), str(totals.cache_read_input_tokens)]
+    assert any(set(figures) <= set(row) for row in spending), result.stdout[-2000:]  # the summary's row
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and canary.encode() in p.read_bytes()]
     assert not leaked and canary not in result.stdout + result.stderr
 
