@@ -13,6 +13,7 @@ def builtin_agents() -> dict[str, AgentFactory]:
     """The agents that ship with the plugin."""
     from .builtin import CommandAgent, HumanAgent, NoopAgent, ReplayAgent
     from .claude_code import ClaudeCode
+    from .codex import Codex
 
     return {
         "human": HumanAgent.create,
@@ -20,6 +21,7 @@ def builtin_agents() -> dict[str, AgentFactory]:
         "replay": ReplayAgent.create,
         "command": CommandAgent.create,
         "claude-code": lambda arg: ClaudeCode.create("claude-code", arg),
+        "codex": lambda arg: Codex.create("codex", arg),
     }
 
 
@@ -31,7 +33,12 @@ def agent_registry(extra: list[Mapping[str, AgentFactory]]) -> dict[str, AgentFa
     return registry
 
 
-USAGE_FORMS = {"replay": "replay:PATH", "command": "command:SHELL", "claude-code": "claude-code[:MODEL]"}
+USAGE_FORMS = {
+    "replay": "replay:PATH",
+    "command": "command:SHELL",
+    "claude-code": "claude-code[:MODEL]",
+    "codex": "codex[:MODEL]",
+}
 
 
 def build_agent(spec: str, registry: Mapping[str, AgentFactory]) -> Agent:
