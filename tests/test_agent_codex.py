@@ -29,8 +29,8 @@ from pytest_isobench.agents.base import SolveContext
 from pytest_isobench.agents.cli import AttemptFiles, CliOptions
 from pytest_isobench.agents.codex import REQUEST_RETRIES, STREAM_RETRIES, Codex, bundled_codex
 from pytest_isobench.agents.registry import agent_registry, build_agent
-from pytest_isobench.judge.pricing import cost_usd, price_table
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
+from pytest_isobench.pricing import cost_usd
 from pytest_isobench.results import Outcome
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.sandbox.procs import RunResult
@@ -324,7 +324,7 @@ def test_codex_applies_the_fix_and_records_the_servers_tokens(
     assert run["turns"] == sent.replies
     assert run["cost_source"] == "price_table"
     assert run["cost_usd"] == pytest.approx(
-        cost_usd("gpt-5.5", sent.input, sent.output, price_table()), abs=1e-6
+        cost_usd("gpt-5.5", sent.input, sent.output, sent.cached), abs=1e-6
     )
     art = Path(outcome.artifacts)
     steps = json.loads((art / "trajectory.json").read_text())["steps"]
