@@ -10,7 +10,12 @@ Codex has no turn or spending limit (``--isobench-agent-max-turns`` and ``--isob
 do not apply): a looping model runs until the harness's time budget stops it. Then there is no
 usage line on stdout; the tokens come from the session rollout (``$CODEX_HOME/sessions/**/
 rollout-*.jsonl``, its ``token_count`` events), which is kept as the artifact ``agent.rollout-*.jsonl``.
-Codex reports no cost: the harness prices the tokens with its price table.
+(No ``--ephemeral``: it would write no rollout.) Codex reports no cost: the harness prices the
+tokens with its price table.
+
+A model id missing from the CLI's catalog (``codex debug models``; codex 0.163.0 lists ``gpt-5.5``
+but not ``gpt-5``) still runs, with fallback metadata and without the ``apply_patch`` tool; Codex
+says so in a warning, which ``trajectory.json`` keeps as a step.
 """
 
 from __future__ import annotations
