@@ -207,7 +207,7 @@ def test_registry_names_and_models() -> None:
         build_agent("claude-code:", registry)
     with pytest.raises(pytest.UsageError) as err:
         build_agent("gpt-17", registry)
-    assert "known agents: claude-code[:MODEL], command:SHELL" in str(err.value)
+    assert "known agents: claude-code[:MODEL], " in str(err.value) and "command:SHELL" in str(err.value)
 
 
 # -- the fake model itself -------------------------------------------------------------------------
