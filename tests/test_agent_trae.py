@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -316,9 +317,11 @@ def test_fix_through_the_stand_in_on_each_wire_api(
     for f in fix.files:
         assert f"+++ b/{f.path}" in patch
         assert (ctx.workdir / f.path).read_text() == f.new
-    assert "trae_trajectory.json" not in patch and "trajectories" not in patch
-    kept = ctx.log_dir / "agent.trae_trajectory.json"
-    assert json.loads(kept.read_text())["success"] is True
+    touched = re.findall(r"^\+\+\+ b/(.+)$", patch, re.MULTILINE)
+    assert sorted(touched) == sorted(f.path for f in fix.files)  # no trajectory, patch or config in it
+    kept = json.loads((ctx.log_dir / "agent.trae_trajectory.json").read_text())
+    assert kept["success"] is True
+    assert shape(kept) == shape(json.loads((DATA / "trae_edit_trajectory.json").read_text()))  # TRAE's format
     normalised = json.loads((ctx.log_dir / "trajectory.json").read_text())
     assert normalised["totals"]["tokens"] == fake.totals and normalised["agent"] == spec.partition(":")[0]
     assert [s["tool"] for s in normalised["steps"] if s["kind"] == "tool_call"][-1] == "task_done"
@@ -420,6 +423,23 @@ def test_model_500_is_an_infrastructure_error_with_the_reason(
     trajectory = json.loads((ctx.log_dir / "trajectory.json").read_text())
     assert trajectory["totals"]["stop_reason"] == "api_error"
     assert json.loads((ctx.log_dir / "agent.trae_trajectory.json").read_text())["success"] is False
+
+
+def shape(trajectory: dict[str, Any]) -> tuple[set[str], set[str], set[str], set[str]]:
+    """The keys of a trajectory, of its interactions, their usage, and of its agent steps."""
+    interaction, step = trajectory["llm_interactions"][0], trajectory["agent_steps"][0]
+    return set(trajectory), set(interaction), set(interaction["response"]["usage"]), set(step)
+
+
+def test_a_crashing_cli_is_crashed_with_its_stderr_tail(ctx: SolveContext, tmp_path: Path, key: str) -> None:
+    cli = tmp_path / "bin" / "trae-cli"
+    cli.parent.mkdir()
+    cli.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named pexpect' >&2\nexit 1\n")
+    cli.chmod(0o755)
+    run = configured("trae-gpt5", tmp_path, cli=str(cli)).solve(ctx)
+    assert run.returncode == 1 and run.info["stop_reason"] == "crashed"
+    assert "exit code 1" in run.info["error"] and "No module named pexpect" in run.info["error"]
+    assert run.info["tokens"] is None and run.info["cost_usd"] is None
 
 
 def test_refused_connection_is_an_infrastructure_error(
@@ -536,7 +556,11 @@ def test_real_trae_cli(
         assert run.info["stop_reason"] == "max_turns" and run.info["turns"] == 4, run.info
         return
     assert run.info["stop_reason"] == "completed", run.info
+    kept = json.loads((ctx.log_dir / "agent.trae_trajectory.json").read_text())
+    assert shape(kept) == shape(json.loads((DATA / "trae_edit_trajectory.json").read_text()))
     fix = fix_for(ctx.prompt)
     assert fix is not None
     for f in fix.files:
         assert (ctx.workdir / f.path).read_text() == f.new
+    touched = re.findall(r"^\+\+\+ b/(.+)$", ctx.sandbox.extract_patch(), re.MULTILINE)
+    assert sorted(touched) == sorted(f.path for f in fix.files)  # TRAE left nothing else in the working copy
