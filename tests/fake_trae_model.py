@@ -21,6 +21,8 @@ reported in successful replies, counted like the harness counts them (input incl
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -71,6 +73,7 @@ class FakeTraeModel:
     """The server, its scenario and what it received and reported."""
 
     scenario: str = "fix"
+    port: int = 0
     marker: str = ""  # the daemon scenario's process marker
     flag: str = ""  # the daemon scenario: a file the daemon writes once it runs
     echo_key: bool = False
@@ -80,7 +83,7 @@ class FakeTraeModel:
 
     def __post_init__(self) -> None:
         assert self.scenario in SCENARIOS, self.scenario
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
@@ -303,3 +306,21 @@ def _handler(fake: FakeTraeModel) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve one scenario until interrupted, printing the base URLs to give TRAE."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", 1)[0])
+    parser.add_argument("--scenario", choices=("fix", "error500", "loop"), default="fix")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    with FakeTraeModel(scenario=args.scenario, port=args.port) as fake:
+        print(f"OPENAI_BASE_URL={fake.openai_base_url}", flush=True)
+        print(f"OPENROUTER_BASE_URL={fake.openai_base_url}", flush=True)
+        print(f"ANTHROPIC_BASE_URL={fake.anthropic_base_url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
