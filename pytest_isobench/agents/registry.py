@@ -14,6 +14,7 @@ def builtin_agents() -> dict[str, AgentFactory]:
     from .builtin import CommandAgent, HumanAgent, NoopAgent, ReplayAgent
     from .claude_code import ClaudeCode
     from .codex import Codex
+    from .trae import Trae
 
     return {
         "human": HumanAgent.create,
@@ -22,6 +23,9 @@ def builtin_agents() -> dict[str, AgentFactory]:
         "command": CommandAgent.create,
         "claude-code": lambda arg: ClaudeCode.create("claude-code", arg),
         "codex": lambda arg: Codex.create("codex", arg),
+        "trae": lambda arg: Trae.create("trae", arg),
+        "trae-gpt5": lambda arg: Trae.preset("trae-gpt5", "openai/gpt-5", arg),
+        "trae-sonnet45": lambda arg: Trae.preset("trae-sonnet45", "anthropic/claude-sonnet-4-5", arg),
     }
 
 
@@ -38,6 +42,7 @@ USAGE_FORMS = {
     "command": "command:SHELL",
     "claude-code": "claude-code[:MODEL]",
     "codex": "codex[:MODEL]",
+    "trae": "trae:PROVIDER/MODEL",
 }
 
 
