@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
@@ -24,6 +26,8 @@ from .base import SandboxError
 from .procs import TOKEN_VAR, Process
 
 ROOT = "0:0"
+SPOOL_BYTES = 64 * 2**20  # a larger copy in or out goes through a temporary file, not memory
+log = logging.getLogger("pytest_isobench")
 # `sig SIGNAL`: send SIGNAL (a name, or 0 to test) to every process carrying the token in $tok;
 # true when it found one. It reads /proc/PID/environ, so it must run as the processes' own user.
 _SIG = (
@@ -277,18 +281,57 @@ class Container:
         if not self.api.put_archive(self.id, parent, buffer.getvalue()):
             raise SandboxError(f"cannot write {path} into container {self.name}")
 
+    def put_tree(self, folder: Path, *, uid: int, gid: int) -> None:
+        """Copy a host folder with its contents to the same path in the container, owned by uid:gid.
+
+        Folders, regular files and symbolic links go in with their modes; anything else (a socket, a
+        pipe) is left out. The folder's parent must exist in the container.
+        """
+
+        def owned(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+            if not (info.isdir() or info.isreg() or info.issym()):
+                return None
+            info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+            return info
+
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as buffer:
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                tar.add(str(folder), arcname=folder.name, filter=owned)
+            buffer.seek(0)
+            if not self.api.put_archive(self.id, str(folder.parent), buffer):
+                raise SandboxError(f"cannot copy {folder} into container {self.name}")
+
     def copy_out(self, path: str, dest_parent: Path) -> bool:
-        """Copy a file or folder from the container to ``dest_parent`` on the host (False: not there)."""
+        """Copy a file or folder from the container to ``dest_parent`` on the host (False: not there).
+
+        Only what is safe to extract comes back (``tarfile``'s ``data`` filter): a pipe, a device or
+        a link pointing out of the folder that a program left there is skipped (and logged), not an
+        error. The engine itself leaves sockets out.
+        """
         import docker.errors
 
         try:
             chunks, _ = self.api.get_archive(self.id, path)
         except docker.errors.NotFound:
             return False
-        buffer = io.BytesIO(b"".join(chunks))
         dest_parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=buffer) as tar:
-            tar.extractall(dest_parent, filter="data")
+        skipped: list[str] = []
+
+        def safe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+            try:
+                return tarfile.data_filter(member, dest)
+            except tarfile.FilterError as exc:
+                skipped.append(f"{member.name} ({type(exc).__name__})")
+                return None
+
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as buffer:
+            for chunk in chunks:
+                buffer.write(chunk)
+            buffer.seek(0)
+            with tarfile.open(fileobj=buffer) as tar:
+                tar.extractall(dest_parent, filter=safe)
+        if skipped:
+            log.info("copying %s out of %s skipped: %s", path, self.name, ", ".join(skipped[:20]))
         return True
 
 

@@ -20,6 +20,15 @@ variant is measured in a container of its own image (baseline: the task image; h
 layers that apply the patch and rebuild native code it touches), in the image's source folder.
 Every variant's benchmark files are the base tree's: a patch that changed them is rebuilt from the
 host tree with those files restored (``measure/benchfiles.py``).
+
+CLI agents (``agents/cli.py``) name host files they need where they run (``SandboxSpec.agent_tools``:
+their CLI binary). They are baked into an agent layer on top of the task's image
+(``images.ensure_agent_image``: ``/opt/isobench/tools/<name>/<file>``, tagged by the base image's id
+and the tools' content, built offline and reused), so the agent container installs nothing; the agent
+finds them through ``tool_paths``. The CLI's home (a folder under the runs folder named by ``HOME``)
+is copied in with its config files and copied back after the run. The CLI reaches its model API only
+with ``--isobench-agent-network=bridge``; a model server on this host must listen on the bridge's
+gateway address (:func:`bridge_gateway`), not on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -77,6 +86,27 @@ def agent_identity() -> tuple[int, int]:
     return AGENT_UID_WHEN_ROOT, AGENT_UID_WHEN_ROOT
 
 
+def bridge_gateway(client: Any | None = None) -> str:
+    """The host's address on the engine's default bridge network (``--isobench-agent-network=bridge``).
+
+    A container on that network cannot reach the host's 127.0.0.1: a model server on the host (a
+    local vLLM, LiteLLM or a test's fake) must listen on this address (or on 0.0.0.0), and the agent's
+    base URL must name it. Read from the network's IPAM settings; engines that record only the subnet
+    give the bridge its first address.
+    """
+    import ipaddress
+
+    network = (client or engine.client()).api.inspect_network("bridge")
+    for config in (network.get("IPAM") or {}).get("Config") or []:
+        if config.get("Gateway"):
+            return str(config["Gateway"]).split("/")[0]
+        if config.get("Subnet") and ":" not in config["Subnet"]:
+            return str(next(ipaddress.ip_network(config["Subnet"], strict=False).hosts()))
+    raise SandboxError(
+        "the engine's bridge network has no IPv4 gateway or subnet (docker network inspect bridge)"
+    )
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:60] or "x"
 
@@ -119,8 +149,19 @@ class DockerSandbox:
         self.boxes: dict[str, tuple[Path, Container, Path]] = {}
         self.processes: list[ContainerProcess] = []
         self.lease: gpus.GpuLease | None = None
-        # The agent's tools (its CLI) inside the agent container; none yet for agents that bring some.
+        # The agent's tools (its CLI) are baked into a layer on top of the image: the agent container
+        # starts from it, and ``tool_paths`` says where each tool is inside.
+        self.agent_image = self.image
         self.tool_paths: dict[str, str] = {}
+        if spec.agent_tools:
+            self.agent_image, self.tool_paths = images.ensure_agent_image(
+                self.client, self.settings, self.image, spec.agent_tools, spec.progress
+            )
+            if self.settings.agent_network == "none":
+                log.warning(
+                    "the agent's CLI runs without a network (--isobench-agent-network=none): it cannot"
+                    " reach its model API; use --isobench-agent-network=bridge (see the README)"
+                )
 
     def _image_config(self) -> tuple[dict[str, str], dict[str, str]]:
         """The image's environment and labels (a missing image is a clear error)."""
@@ -205,7 +246,9 @@ class DockerSandbox:
         expected = git(
             "--git-dir", str(self.repo), "rev-parse", f"{self.task.base_commit}^{{tree}}", cwd=self.workspace
         ).stdout.strip()
-        self.agent = self._container("agent", [(self.workdir, False)], **self._agent_limits())
+        self.agent = self._container(
+            "agent", [(self.workdir, False)], image=self.agent_image, **self._agent_limits()
+        )
         self.workdir_base, tree = containergit.init_history(self.agent, self.workdir, user=self.user)
         if tree != expected:
             raise SandboxError(
@@ -377,19 +420,27 @@ class DockerSandbox:
         raise SandboxError(f"{cwd} is in none of this sandbox's containers (working copy or variant trees)")
 
     def _named_paths(self, command: str, env: Mapping[str, str]) -> list[Path]:
-        """Paths under the runs folder that a command or its environment names (copied in and out)."""
+        """Paths under the runs folder that a command or its environment names (copied in and out).
+
+        Paths in a mounted tree (already there) and paths inside another named folder (copied with
+        it: a CLI agent's home and its TMPDIR, XDG folders) are left out.
+        """
         runs = self.settings.runs_dir.resolve()
+        mounted = [self.workdir.resolve(), *(tree.resolve() for tree, _, _ in self.boxes.values())]
         found: dict[Path, None] = {}
         for text in (command, *env.values()):
             for token in re.split(r"[\s'\"=,;:]+", text):
                 if token.startswith("/"):
                     path = Path(os.path.normpath(token))
-                    if path != runs and path.is_relative_to(runs):
+                    inside = any(path.is_relative_to(tree) for tree in mounted)
+                    if path != runs and path.is_relative_to(runs) and not inside:
                         found[path] = None
-        return list(found)
+        folders = [path for path in found if not path.is_file()]
+        return [p for p in found if not any(p != f and p.is_relative_to(f) for f in folders)]
 
     def _copy_in(self, box: Container, paths: list[Path]) -> list[Path]:
-        """Make named host paths exist in the container; returns the folders to copy back afterwards."""
+        """Make named host paths exist in the container, owned by the agent's user (a folder with its
+        contents: a CLI agent's home with its config files); returns the folders to copy back after."""
         outputs = []
         for path in paths:
             if path.is_file():
@@ -399,6 +450,8 @@ class DockerSandbox:
             box.capture(
                 ["/bin/sh", "-c", 'mkdir -p "$1" && chown "$2" "$1"', "mk", str(folder), self.user], user=ROOT
             )
+            if path.is_dir() and any(path.iterdir()):
+                box.put_tree(path, uid=self.uid, gid=self.gid)
             outputs.append(path)
         return outputs
 

@@ -24,10 +24,11 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..options import Settings
 from ..tasks import Task
@@ -53,6 +54,7 @@ VLLM_WHEEL = (
 FLASHINFER_INDEX = "https://flashinfer.ai/whl/cu124/torch2.4/flashinfer/"
 # Files whose change needs the compiled extensions rebuilt (C/C++/CUDA sources and their build files).
 NATIVE = re.compile(r"(\.(c|cc|cpp|cxx|h|hh|hpp|cu|cuh|cmake)|(^|/)CMakeLists\.txt|(^|/)setup\.py)$")
+CONTEXT_IN_MEMORY = 64 * 2**20  # a larger build context is spooled to a temporary file
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 log = logging.getLogger("pytest_isobench")
 
@@ -181,14 +183,34 @@ def variant_dockerfile(
     )
 
 
-def build_context(dockerfile: str, files: Mapping[str, bytes] | None = None) -> io.BytesIO:
-    """A tar build context holding the Dockerfile and extra files (no host folder is sent)."""
-    buffer = io.BytesIO()
+ContextFile = bytes | Path  # a build-context file: its bytes, or a host file (sent as an executable)
+
+
+def build_context(dockerfile: str, files: Mapping[str, ContextFile] | None = None) -> IO[bytes]:
+    """A tar build context holding the Dockerfile and extra files (no host folder is sent).
+
+    A ``Path`` value is a host file read as the tar is written (mode 755: the agent layer's tools);
+    a large context spills to a temporary file instead of memory (a bundled CLI is ~400 MB).
+    """
+    buffer: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=CONTEXT_IN_MEMORY)  # noqa: SIM115
+    folders: set[str] = set()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
+            for parent in reversed(Path(name).parents[:-1]):  # folders first, readable by everyone
+                if str(parent) not in folders:
+                    folders.add(str(parent))
+                    folder = tarfile.TarInfo(str(parent))
+                    folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, 0
+                    tar.addfile(folder)
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
+            info.mtime = 0
+            if isinstance(data, Path):
+                info.size, info.mode = data.stat().st_size, 0o755
+                with data.open("rb") as source:
+                    tar.addfile(info, source)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
     buffer.seek(0)
     return buffer
 
@@ -197,7 +219,7 @@ def ensure_image(
     client: Any,
     name: str,
     dockerfile: str,
-    files: Mapping[str, bytes] | None = None,
+    files: Mapping[str, ContextFile] | None = None,
     *,
     labels: Mapping[str, str] | None = None,
     log: Callable[[str], None] | None = None,
@@ -210,25 +232,26 @@ def ensure_image(
         client.images.get(name)
         return False
     # The low-level call streams: a long build's log grows as it goes, not only at its end.
-    stream = client.api.build(
-        fileobj=build_context(dockerfile, files),
-        custom_context=True,
-        tag=name,
-        labels=dict(labels or {}),
-        rm=True,
-        forcerm=True,
-        network_mode=None if network else "none",
-        decode=True,
-    )
     lines: list[str] = []
     error = None
-    for chunk in stream:
-        if "stream" in chunk:
-            lines.append(str(chunk["stream"]))
-            if log is not None:
-                log(lines[-1].rstrip())
-        if "error" in chunk:
-            error = str(chunk["error"]).strip()
+    with build_context(dockerfile, files) as context:
+        stream = client.api.build(
+            fileobj=context,
+            custom_context=True,
+            tag=name,
+            labels=dict(labels or {}),
+            rm=True,
+            forcerm=True,
+            network_mode=None if network else "none",
+            decode=True,
+        )
+        for chunk in stream:
+            if "stream" in chunk:
+                lines.append(str(chunk["stream"]))
+                if log is not None:
+                    log(lines[-1].rstrip())
+            if "error" in chunk:
+                error = str(chunk["error"]).strip()
     if error is None:
         return True
     text = "".join(lines)
@@ -249,7 +272,7 @@ def _ensure_locked(
     settings: Settings,
     name: str,
     dockerfile: str,
-    files: Callable[[], Mapping[str, bytes]],
+    files: Callable[[], Mapping[str, ContextFile]],
     *,
     labels: Mapping[str, str],
     network: bool,
@@ -481,6 +504,122 @@ def ensure_variant_image(
         network=native,  # applying a patch needs nothing; a rebuild may fetch build dependencies
         progress=progress,
     )
+
+
+# -- the agent layer: the agent's tools (its CLI) baked into the image it starts from ------------
+
+AGENT_IMAGE_REPOSITORY = "isobench/agent"
+TOOLS_DIR = "/opt/isobench/tools"  # a tool ``name`` at host path P is TOOLS_DIR/<name>/<P's file name>
+TOOL_HASHES = "tool-hashes.json"
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+AGENT_LAYER = """\
+FROM {base}
+COPY tools/ {tools_dir}/
+"""
+
+
+def tool_files(tools: Mapping[str, Path]) -> dict[str, tuple[Path, str]]:
+    """name -> (the host file to copy, its path inside the image); a clear error for what cannot go in."""
+    found = {}
+    for name, given in sorted(tools.items()):
+        if not _TOOL_NAME.match(name):
+            raise SandboxError(f"agent tool name {name!r}: use letters, digits, '.', '_' and '-' only")
+        source = Path(given).resolve()
+        if source.is_dir():
+            raise SandboxError(
+                f"agent tool {name!r} is a folder ({given}): the docker backend bakes single-file tools"
+                " (a self-contained CLI binary) into the agent's image, not an installation folder such"
+                " as a Python virtual environment; run this agent with --isobench-backend=local"
+            )
+        if not source.is_file():
+            raise SandboxError(f"agent tool {name!r}: {given} is not a file")
+        file_name = Path(given).name if _TOOL_NAME.match(Path(given).name) else name
+        found[name] = (source, f"{TOOLS_DIR}/{name}/{file_name}")
+    return found
+
+
+def tool_digest(settings: Settings, path: Path) -> str:
+    """The sha256 of a host file, remembered by (path, size, mtime, inode) in the cache folder: a
+    400 MB CLI is hashed once, not once per task. Processes share the record under a file lock."""
+    from .repos import file_lock
+
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
+    record = settings.cache_dir / "images" / TOOL_HASHES
+    record.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(record.with_suffix(".lock")):  # the second worker waits, then finds the hash
+        known = _read_json(record)
+        if isinstance(known.get(key), str):
+            return str(known[key])
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            while chunk := stream.read(2**20):
+                digest.update(chunk)
+        # Older entries of the same path are stale (the file changed): drop them.
+        kept = {k: v for k, v in known.items() if not k.startswith(f"{path}|")}
+        kept[key] = digest.hexdigest()
+        tmp = record.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(kept, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(record)
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def agent_image_name(base_id: str, tools: Mapping[str, tuple[str, str]]) -> str:
+    """``isobench/agent:<hash>`` of the base image's id and each tool's (path inside, content hash):
+    the same CLI on the same image finds the same layer; a new CLI version or a rebuilt base does not."""
+    text = json.dumps({"base": base_id, "tools": {k: list(v) for k, v in sorted(tools.items())}})
+    return f"{AGENT_IMAGE_REPOSITORY}:{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
+def ensure_agent_image(
+    client: Any,
+    settings: Settings,
+    base_image: str,
+    tools: Mapping[str, Path],
+    progress: Callable[[str], None] | None = None,
+) -> tuple[str, dict[str, str]]:
+    """The agent's image: ``base_image`` with ``tools`` copied under ``TOOLS_DIR`` (root-owned, mode
+    755), built offline from a local image (no registry) unless it exists; returns (its tag, name ->
+    path inside). Built once per host at a time (other pytest-xdist workers wait on the lock)."""
+    files = tool_files(tools)
+    base_id = str(client.images.get(base_image).id)
+    digests = {name: (inner, tool_digest(settings, source)) for name, (source, inner) in files.items()}
+    name = agent_image_name(base_id, digests)
+    with contextlib.suppress(Exception):
+        client.images.get(name)
+        record_use(settings, name)
+        return name, {tool: inner for tool, (_, inner) in files.items()}
+    sizes = ", ".join(f"{tool} {source.stat().st_size / 2**20:.0f} MB" for tool, (source, _) in files.items())
+    if progress is not None:
+        progress(f"baking the agent's tools ({sizes}) into {name} on top of {base_image}")
+    _ensure_locked(
+        client,
+        settings,
+        name,
+        AGENT_LAYER.format(base=base_id, tools_dir=TOOLS_DIR),
+        lambda: {"tools/" + inner.removeprefix(TOOLS_DIR + "/"): source for source, inner in files.values()},
+        labels={
+            "isobench.kind": "agent",
+            "isobench.base_image": base_image,
+            "isobench.base_image_id": base_id,
+            "isobench.tools": json.dumps(
+                {tool: dict(zip(("path", "sha256"), v, strict=True)) for tool, v in digests.items()},
+                sort_keys=True,
+            ),
+        },
+        network=False,  # copying files needs nothing from outside
+        progress=progress,
+    )
+    record_use(settings, name)
+    return name, {tool: inner for tool, (_, inner) in files.items()}
 
 
 # -- least-recently-used pruning ----------------------------------------------------------------
