@@ -149,19 +149,10 @@ class DockerSandbox:
         self.boxes: dict[str, tuple[Path, Container, Path]] = {}
         self.processes: list[ContainerProcess] = []
         self.lease: gpus.GpuLease | None = None
-        # The agent's tools (its CLI) are baked into a layer on top of the image: the agent container
-        # starts from it, and ``tool_paths`` says where each tool is inside.
-        self.agent_image = self.image
+        # The agent's tools (its CLI) are baked into a layer on top of the image when the agent's
+        # container is first made: it starts from it, and ``tool_paths`` says where each tool is.
+        self.agent_image: str | None = None
         self.tool_paths: dict[str, str] = {}
-        if spec.agent_tools:
-            self.agent_image, self.tool_paths = images.ensure_agent_image(
-                self.client, self.settings, self.image, spec.agent_tools, spec.progress
-            )
-            if self.settings.agent_network == "none":
-                log.warning(
-                    "the agent's CLI runs without a network (--isobench-agent-network=none): it cannot"
-                    " reach its model API; use --isobench-agent-network=bridge (see the README)"
-                )
 
     def _image_config(self) -> tuple[dict[str, str], dict[str, str]]:
         """The image's environment and labels (a missing image is a clear error)."""
@@ -212,6 +203,22 @@ class DockerSandbox:
         )
         return box
 
+    def _ensure_agent_image(self) -> str:
+        """The image the agent's container starts from: the task's, or its agent layer (built once)."""
+        if self.agent_image is None:
+            if self.spec.agent_tools:
+                self.agent_image, self.tool_paths = images.ensure_agent_image(
+                    self.client, self.settings, self.image, self.spec.agent_tools, self.progress
+                )
+                if self.settings.agent_network == "none":
+                    log.warning(
+                        "the agent's CLI runs without a network (--isobench-agent-network=none): it"
+                        " cannot reach its model API; use --isobench-agent-network=bridge (see the README)"
+                    )
+            else:
+                self.agent_image = self.image
+        return self.agent_image
+
     def _agent_limits(self) -> dict[str, Any]:
         cpus = min(self.settings.agent_cpus, float(self.client.info().get("NCPU") or 1))
         return {
@@ -247,7 +254,7 @@ class DockerSandbox:
             "--git-dir", str(self.repo), "rev-parse", f"{self.task.base_commit}^{{tree}}", cwd=self.workspace
         ).stdout.strip()
         self.agent = self._container(
-            "agent", [(self.workdir, False)], image=self.agent_image, **self._agent_limits()
+            "agent", [(self.workdir, False)], image=self._ensure_agent_image(), **self._agent_limits()
         )
         self.workdir_base, tree = containergit.init_history(self.agent, self.workdir, user=self.user)
         if tree != expected:
