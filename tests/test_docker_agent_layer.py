@@ -347,13 +347,21 @@ def test_a_tool_is_hashed_once_per_version(tmp_path: Path) -> None:
     assert len(json.loads(record.read_text())) == 1
 
 
-def test_a_folder_tool_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_folder_or_a_virtual_environment_tool_is_a_clear_error(tmp_path: Path) -> None:
     venv = tmp_path / "trae-venv"
     (venv / "bin").mkdir(parents=True)
     with pytest.raises(SandboxError, match=r"'cli' is a folder .*--isobench-backend=local"):
         images.tool_files({"cli": venv})
     with pytest.raises(SandboxError, match="is not a file"):
         images.tool_files({"cli": tmp_path / "missing"})
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    entry = venv / "bin" / "trae-cli"
+    entry.write_text(f"#!{venv}/bin/python\nimport sys\n")
+    with pytest.raises(SandboxError, match=r"Python virtual environment .*--isobench-backend=local"):
+        images.tool_files({"cli": entry})
+    plain = tmp_path / "plain-cli"
+    plain.write_text("#!/bin/sh\necho hi\n")
+    assert images.tool_files({"cli": plain}) == {"cli": (plain, f"{images.TOOLS_DIR}/cli/plain-cli")}
 
 
 # -- the real Claude Code CLI in its layer, against the fake Anthropic API on the bridge gateway -------

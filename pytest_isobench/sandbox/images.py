@@ -533,9 +533,31 @@ def tool_files(tools: Mapping[str, Path]) -> dict[str, tuple[Path, str]]:
             )
         if not source.is_file():
             raise SandboxError(f"agent tool {name!r}: {given} is not a file")
+        if venv := _venv_interpreter(source):
+            raise SandboxError(
+                f"agent tool {name!r} ({given}) is a script of the Python virtual environment {venv}:"
+                " the docker backend bakes single-file tools (a self-contained CLI binary) into the"
+                " agent's image, and that environment does not exist there; run this agent with"
+                " --isobench-backend=local"
+            )
         file_name = Path(given).name if _TOOL_NAME.match(Path(given).name) else name
         found[name] = (source, f"{TOOLS_DIR}/{name}/{file_name}")
     return found
+
+
+def _venv_interpreter(path: Path) -> Path | None:
+    """The virtual environment a script's ``#!`` line runs it with (an entry point such as
+    ``trae-cli``), or None for a binary or another script."""
+    with path.open("rb") as stream:
+        head = stream.read(512)
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    interpreter = Path(words[0].decode(errors="replace")) if words else None
+    if interpreter is None or not interpreter.is_absolute():
+        return None
+    venv = interpreter.parent.parent
+    return venv if (venv / "pyvenv.cfg").is_file() else None
 
 
 def tool_digest(settings: Settings, path: Path) -> str:
