@@ -201,3 +201,23 @@ def test_bridge_agent_gets_the_key_it_names(tmp_path: Path, keys: None) -> None:
     assert "ANTHROPIC_API_KEY=[redacted ANTHROPIC_API_KEY]" in stdout  # given, and redacted from the log
     assert "OPENAI_API_KEY" not in stdout and "HF_TOKEN" not in stdout
     assert outcome.status == "ok"
+
+
+def test_a_key_an_agents_cli_adds_stays_out_of_a_container_without_network(tmp_path: Path) -> None:
+    """A CLI agent adds its model's key to the command's environment itself (agents/cli.py): with no
+    network the docker backend still keeps it out (the CLI could not use it, its tools could read it)."""
+    task_file = write_source_task(tmp_path / "tasks", "toy-cli-key")
+    task = load(task_file)
+    repo = materialise(task, task_file, tmp_path / "cache" / "repos")
+    box = DockerSandbox(SandboxSpec(task, task_file, repo, tmp_path / "ws", docker_settings(tmp_path)))
+    try:
+        workdir = box.agent_workdir()
+        env = {**box.environment(), "ANTHROPIC_API_KEY": KEY, "ANTHROPIC_BASE_URL": "http://x.invalid"}
+        out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+        result = box.run("env", cwd=workdir, env=env, timeout_s=60, stdout_path=out, stderr_path=err)
+        assert result.returncode == 0
+        seen = out.read_text()
+        assert "ANTHROPIC_BASE_URL=http://x.invalid" in seen  # the rest of what the CLI asked for
+        assert KEY not in seen and "ANTHROPIC_API_KEY" not in seen
+    finally:
+        box.close()

@@ -395,6 +395,17 @@ class DockerSandbox:
             env["PYTHONPATH"] = ":".join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         return env
 
+    @staticmethod
+    def _without_keys(env: Mapping[str, str]) -> dict[str, str]:
+        """An agent without a network gets no key, also none its CLI asked for (it could not use it)."""
+        dropped = sorted(name for name in env if is_secret_name(name))
+        if dropped:
+            log.warning(
+                "%s not passed to the agent: it has no network (--isobench-agent-network=none)",
+                ", ".join(dropped),
+            )
+        return {name: value for name, value in env.items() if name not in dropped}
+
     def _forwarded(self) -> dict[str, str]:
         """The host variables the agent asked for; a key only when the agent has a network to use it."""
         found = {}
@@ -479,6 +490,8 @@ class DockerSandbox:
         stop_check: Callable[[], str | None] | None = None,
     ) -> RunResult:
         box, is_agent = self._box_for(cwd)
+        if is_agent and self.settings.agent_network == "none":
+            env = self._without_keys(env)
         outputs = self._copy_in(box, self._named_paths(command, env))
         stdin_file = None
         if stdin_path is not None:
