@@ -80,7 +80,8 @@ class Sandbox(Protocol):
     """Where the agent works and the variants are measured, for one (task, agent)."""
 
     name: str
-    # Where the agent's tools (``SandboxSpec.agent_tools``) are where it runs: name -> path.
+    # Where the agent's tools (``SandboxSpec.agent_tools``) are where it runs: name -> path (the
+    # docker backend knows them once ``agent_workdir`` has built the agent's image).
     tool_paths: dict[str, str]
 
     def agent_workdir(self) -> Path:
