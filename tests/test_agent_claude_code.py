@@ -68,7 +68,7 @@ def test_parse_a_completed_edit(tmp_path: Path) -> None:
         ("model", None),
     ]
     assert attempt.steps[0]["text"] == "Let me read the file."  # the turn's text and tool call together
-    assert attempt.steps[1]["input"] == {"file_path": "/work/run/repo/hello.py"}
+    assert attempt.steps[1]["input"] == {"file_path": "/tmp/run/repo/hello.py"}
     assert attempt.steps[2]["output"].startswith("1\tdef greet():") and not attempt.steps[2]["is_error"]
     assert attempt.steps[4]["input"]["new_string"] == 'return "hello world"'
     assert attempt.steps[-1]["text"] == "I changed greet() to return 'hello world'."
