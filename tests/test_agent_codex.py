@@ -24,10 +24,17 @@ from typing import Any, cast
 
 import pytest
 
-from fake_responses_agent import LOOP_COMMAND, FakeResponses, Usage, usage_for
+from fake_responses_agent import LOOP_COMMAND, FakeResponses, Usage, offered_tools, usage_for
 from pytest_isobench.agents.base import SolveContext
 from pytest_isobench.agents.cli import AttemptFiles, CliOptions
-from pytest_isobench.agents.codex import REQUEST_RETRIES, STREAM_RETRIES, Codex, bundled_codex
+from pytest_isobench.agents.codex import (
+    REQUEST_RETRIES,
+    STREAM_RETRIES,
+    Codex,
+    bundled_codex,
+    catalog_for,
+    model_catalog,
+)
 from pytest_isobench.agents.registry import agent_registry, build_agent
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.pricing import cost_usd
@@ -182,6 +189,38 @@ def test_launch_points_a_provider_at_openai_base_url_and_keeps_the_key_out_of_fi
     assert config["shell_environment_policy"]["exclude"] == ["OPENAI_API_KEY"]
 
 
+def test_a_model_missing_from_the_catalog_gets_the_closest_entry_under_its_own_id() -> None:
+    catalog = {
+        "models": [
+            {"slug": "gpt-6-astra", "apply_patch_tool_type": "freeform"},
+            {"slug": "gpt-5.6-sol", "apply_patch_tool_type": "freeform", "use_responses_lite": True},
+            {"slug": "gpt-5.5", "apply_patch_tool_type": "freeform", "display_name": "GPT-5.5"},
+            {"slug": "gpt-5.6-mini", "apply_patch_tool_type": None},
+        ],
+        "etag": "x",
+    }
+    extended, source = catalog_for("gpt-5", catalog)
+    assert source == "gpt-5.5" and extended is not None and extended["etag"] == "x"
+    assert extended["models"][:4] == catalog["models"]
+    assert extended["models"][4] == {
+        "slug": "gpt-5",
+        "apply_patch_tool_type": "freeform",
+        "display_name": "gpt-5",
+    }
+    assert catalog_for("gpt-5.5", catalog) == (None, None)  # listed: codex's own entry
+    assert catalog_for("gpt-5", None) == (None, None)  # no catalog read: codex's fallback
+
+
+def test_launch_writes_the_catalog_where_codex_reads_it(tmp_path: Path) -> None:
+    agent = cast(Codex, build_agent("codex", agent_registry([])))
+    agent.catalog, agent.catalog_source = catalog_for("gpt-5", {"models": [{"slug": "gpt-5.5"}]})
+    launch = agent.launch(cast(SolveContext, SimpleNamespace(prompt="p")), tmp_path, "codex")
+    config = tomllib.loads(launch.files[".codex/config.toml"])
+    assert config["model_catalog_json"] == str(tmp_path / ".codex" / "model-catalog.json")
+    written = json.loads(launch.files[".codex/model-catalog.json"])
+    assert [m["slug"] for m in written["models"]] == ["gpt-5.5", "gpt-5"]
+
+
 def test_launch_defaults_to_gpt5_and_the_openai_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
@@ -310,10 +349,13 @@ def test_codex_applies_the_fix_and_records_the_servers_tokens(
     tmp_path: Path, canary: str, serve: Any
 ) -> None:
     fake = serve("fix")
-    outcome = run_job(codex_job(tmp_path, "codex:gpt-5.5"))
+    outcome = run_job(codex_job(tmp_path, "codex"))  # gpt-5, the paper's model: not in codex's catalog
     run = outcome.agent_run
     assert outcome.status == "ok" and run["stop_reason"] == "completed", run
-    assert run["model"] == "gpt-5.5" and {r.body["model"] for r in fake.requests()} == {"gpt-5.5"}
+    assert run["model"] == "gpt-5" and {r.body["model"] for r in fake.requests()} == {"gpt-5"}
+    # A catalog entry copied from the closest catalog model gives it codex's apply_patch tool.
+    assert run["catalog_entry_from"] == "gpt-5.5"  # the pinned codex's plain-Responses gpt-5 relative
+    assert all("apply_patch" in offered_tools(r.body) for r in fake.requests())
     # The hard gate: the task's own fix, applied through codex's apply_patch.
     (fix,) = [f for f in smoke_fixes() if f.task_id == SMOKE_TASK]
     assert outcome.patch is not None and outcome.patch["files"] == [f.path for f in fix.files]
@@ -323,9 +365,7 @@ def test_codex_applies_the_fix_and_records_the_servers_tokens(
     assert run["tokens"] == {"input": sent.input, "output": sent.output, "cached": sent.cached}
     assert run["turns"] == sent.replies
     assert run["cost_source"] == "price_table"
-    assert run["cost_usd"] == pytest.approx(
-        cost_usd("gpt-5.5", sent.input, sent.output, sent.cached), abs=1e-6
-    )
+    assert run["cost_usd"] == pytest.approx(cost_usd("gpt-5", sent.input, sent.output, sent.cached), abs=1e-6)
     art = Path(outcome.artifacts)
     steps = json.loads((art / "trajectory.json").read_text())["steps"]
     calls = [(s["tool"], s["input"]) for s in steps if s["kind"] == "tool_call"]
@@ -436,3 +476,13 @@ def test_the_fake_model_runs_standalone_and_answers_unstreamed_requests() -> Non
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+@needs_codex
+def test_the_real_catalog_is_read_and_lacks_gpt5() -> None:
+    cli = codex_cli()
+    assert cli is not None
+    catalog = model_catalog(cli)
+    assert catalog is not None and len(catalog["models"]) > 1
+    extended, source = catalog_for("gpt-5", catalog)
+    assert extended is not None and source == "gpt-5.5"  # the pinned codex 0.163.0's catalog

@@ -121,6 +121,7 @@ class Attempt:
     error: str | None = None  # the API's error, or the crash's stderr tail
     steps: list[dict[str, Any]] = field(default_factory=list)  # normalised trajectory steps
     keep: list[Path] = field(default_factory=list)  # files under the home to keep as artifacts
+    extra: dict[str, Any] = field(default_factory=dict)  # more facts for agent_run (None values left out)
 
     def info(self, agent: CliAgent, prices: Mapping[str, tuple[float, ...]] | None) -> dict[str, Any]:
         """The outcome's ``agent_run`` fields: stop reason, turns, tokens, cost (and where it came from)."""
@@ -141,6 +142,7 @@ class Attempt:
             "cost_usd": None if cost is None else round(cost, 6),
             "cost_source": source,
             **({"error": self.error} if self.error else {}),
+            **{name: value for name, value in self.extra.items() if value is not None},
         }
 
 

@@ -14,19 +14,36 @@ rollout-*.jsonl``, its ``token_count`` events), which is kept as the artifact ``
 tokens with its price table.
 
 A model id missing from the CLI's catalog (``codex debug models``; codex 0.163.0 lists ``gpt-5.5``
-but not ``gpt-5``) still runs, with fallback metadata and without the ``apply_patch`` tool; Codex
-says so in a warning, which ``trajectory.json`` keeps as a step.
+but not ``gpt-5``) would run with fallback metadata and without the ``apply_patch`` edit tool. So the
+harness reads the catalog once (at session start) and, for such a model, gives the attempt a catalog
+(``model_catalog_json``) with one more entry: the closest catalog model that speaks the plain
+Responses API and has ``apply_patch`` (longest common start of the id), under the requested id. The
+outcome names it (``agent_run.catalog_entry_from``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from .base import SolveContext
-from .cli import Attempt, AttemptFiles, CliAgent, Launch, Tokens, executable, jsonl_events, stderr_tail, which
+from .cli import (
+    Attempt,
+    AttemptFiles,
+    CliAgent,
+    CliOptions,
+    Launch,
+    Tokens,
+    executable,
+    jsonl_events,
+    stderr_tail,
+    which,
+)
 
 OPTION = "--isobench-codex-cli"
 PROVIDER = "isobench"
@@ -38,6 +55,8 @@ REQUEST_RETRIES = 2
 STREAM_RETRIES = 2
 STREAM_IDLE_TIMEOUT_MS = 300_000
 RECONNECTING = "Reconnecting..."
+CATALOG = "model-catalog.json"  # under CODEX_HOME, when the model needs an entry of its own
+CATALOG_TIMEOUT_S = 60.0
 
 
 class Codex(CliAgent):
@@ -65,6 +84,14 @@ class Codex(CliAgent):
             raise ValueError(f"the Codex CLI was not found: {self.install_hint}")
         return found
 
+    catalog: dict[str, Any] | None = None  # a model catalog with an entry for the model, when needed
+    catalog_source: str | None = None  # the catalog model that entry copies
+
+    def configure(self, options: CliOptions) -> None:
+        super().configure(options)
+        assert self.cli is not None
+        self.catalog, self.catalog_source = catalog_for(self.model, model_catalog(self.cli))
+
     def launch(self, ctx: SolveContext, home: Path, cli: str) -> Launch:
         codex_home = home / CODEX_DIR
         env = {"CODEX_HOME": str(codex_home)}
@@ -89,7 +116,11 @@ class Codex(CliAgent):
             ctx.prompt,
         ]
         config = provider_config(os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, KEY_VAR in env)
-        return Launch(argv=argv, env=env, files={f"{CODEX_DIR}/config.toml": config})
+        files = {f"{CODEX_DIR}/config.toml": config}
+        if self.catalog is not None:
+            config = f"model_catalog_json = {json.dumps(str(codex_home / CATALOG))}\n" + config
+            files = {f"{CODEX_DIR}/config.toml": config, f"{CODEX_DIR}/{CATALOG}": json.dumps(self.catalog)}
+        return Launch(argv=argv, env=env, files=files)
 
     def parse(self, files: AttemptFiles) -> Attempt:
         events = jsonl_events(files.stdout)
@@ -110,7 +141,10 @@ class Codex(CliAgent):
             stop, error = "crashed", stderr_tail(files.stderr) or f"codex exited with code {returncode}"
         else:
             stop, error = "completed", None
-        return Attempt(stop, turns=turns, tokens=tokens, error=error, steps=steps_of(events), keep=keep)
+        extra = {"catalog_entry_from": self.catalog_source}
+        return Attempt(
+            stop, turns=turns, tokens=tokens, error=error, steps=steps_of(events), keep=keep, extra=extra
+        )
 
 
 def bundled_codex() -> str | None:
@@ -123,6 +157,47 @@ def bundled_codex() -> str | None:
         return str(codex_cli_bin.bundled_codex_path())
     except (OSError, AttributeError):
         return None
+
+
+def model_catalog(cli: str) -> dict[str, Any] | None:
+    """The CLI's model catalog (``codex debug models``), read in a throw-away ``CODEX_HOME``; None
+    when it cannot be read (the attempt then runs with Codex's own fallback)."""
+    with tempfile.TemporaryDirectory(prefix="isobench-codex-") as scratch:
+        env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": scratch, "CODEX_HOME": scratch}
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                [cli, "debug", "models"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=CATALOG_TIMEOUT_S,
+            )
+            with contextlib.suppress(ValueError):
+                catalog = json.loads(done.stdout)
+                if isinstance(catalog, dict) and isinstance(catalog.get("models"), list):
+                    return catalog
+    return None
+
+
+def catalog_for(model: str, catalog: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
+    """A catalog that knows ``model``, and the entry it was copied from; (None, None) when the CLI's own
+    catalog already lists it (or there is no catalog to copy from)."""
+    models = [m for m in (catalog or {}).get("models", []) if isinstance(m, dict) and m.get("slug")]
+    if not models or any(m["slug"] == model for m in models):
+        return None, None
+
+    def shared(slug: str) -> int:  # characters in common at the start
+        return next(
+            (i for i, (a, b) in enumerate(zip(slug, model, strict=False)) if a != b),
+            min(len(slug), len(model)),
+        )
+
+    # Entries for the plain Responses API with an apply_patch tool first (others offer their tools in
+    # ways only OpenAI's own backend serves); among them the longest shared start, first in catalog order.
+    plain = [m for m in models if not m.get("use_responses_lite") and m.get("apply_patch_tool_type")]
+    closest = max(plain or models, key=lambda m: shared(str(m["slug"])))
+    entry = {**closest, "slug": model, "display_name": model}
+    return {**(catalog or {}), "models": [*models, entry]}, str(closest["slug"])
 
 
 def provider_config(base_url: str, with_key: bool) -> str:
