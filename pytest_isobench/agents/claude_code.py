@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .base import SolveContext
-from .cli import Attempt, AttemptFiles, CliAgent, Launch, Tokens, executable, jsonl_events, stderr_tail, which
+from .cli import Attempt, AttemptFiles, CliAgent, Launch, Tokens, jsonl_events, stderr_tail, which
 
 OPTION = "--isobench-claude-cli"
 # The model endpoint and its key, taken from this environment when set (the sandbox passes no secrets).
@@ -57,19 +57,9 @@ class ClaudeCode(CliAgent):
         f"install it with pip install 'pytest-isobench[agents]' (bundles it) or name one with {OPTION}"
     )
 
-    @classmethod
-    def create(cls, name: str, arg: str | None) -> ClaudeCode:
-        """``claude-code`` or ``claude-code:MODEL``."""
-        if arg is not None and not arg.strip():
-            raise ValueError(f"{name}:MODEL needs a model name (default {cls.default_model})")
-        return cls(name, arg.strip() if arg else None)
-
     def find_cli(self, given: str | None) -> str:
         if given:
-            try:
-                return executable(given, OPTION)
-            except ValueError as exc:
-                raise ValueError(f"{exc}; {self.install_hint}") from None
+            return self.given_cli(given, OPTION)
         found = which(("claude",)) or bundled_cli()
         if found is None:
             raise ValueError(f"the claude CLI was not found (not on PATH, not bundled); {self.install_hint}")

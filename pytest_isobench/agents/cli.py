@@ -42,7 +42,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from ..sandbox.base import SandboxError
 from ..sandbox.disk import DISK_LIMIT, DiskWatchdog, cap_log
@@ -158,6 +158,20 @@ class CliAgent(ABC):
         self.model = model or self.default_model
         self.options = CliOptions()
         self.cli: str | None = None
+
+    @classmethod
+    def create(cls, name: str, arg: str | None) -> Self:
+        """The agent registered as ``name``, from ``name`` or ``name:MODEL``."""
+        if arg is not None and not arg.strip():
+            raise ValueError(f"{name}:MODEL needs a model name (default {cls.default_model})")
+        return cls(name, arg.strip() if arg else None)
+
+    def given_cli(self, given: str, option: str) -> str:
+        """The CLI an option names, as an absolute path; ValueError naming the option and the fix."""
+        try:
+            return executable(given, option)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {self.install_hint}") from None
 
     def configure(self, options: CliOptions) -> None:
         """At session start: take the options and find the CLI (ValueError with the fix when missing)."""

@@ -39,7 +39,6 @@ from .cli import (
     CliOptions,
     Launch,
     Tokens,
-    executable,
     jsonl_events,
     stderr_tail,
     which,
@@ -66,19 +65,9 @@ class Codex(CliAgent):
     default_model = "gpt-5"
     install_hint = f"pip install 'pytest-isobench[agents]' (it bundles codex), or name one with {OPTION}=PATH"
 
-    @classmethod
-    def create(cls, name: str, arg: str | None) -> Codex:
-        """``codex`` or ``codex:MODEL``."""
-        if arg is not None and not arg.strip():
-            raise ValueError(f"{name}:MODEL needs a model name (default {cls.default_model})")
-        return cls(name, arg.strip() if arg else None)
-
     def find_cli(self, given: str | None) -> str:
         if given:
-            try:
-                return executable(given, OPTION)
-            except ValueError as exc:
-                raise ValueError(f"{exc}; {self.install_hint}") from None
+            return self.given_cli(given, OPTION)
         found = which(("codex",)) or bundled_codex()
         if found is None:
             raise ValueError(f"the Codex CLI was not found: {self.install_hint}")
