@@ -76,8 +76,12 @@ MAX_TURNS_HELP = (
     " limit and is held by the time budget) (default 120; none: the CLI's own default)"
 )
 BUDGET_USD_HELP = (
-    "CLI agents: the most an attempt may spend in USD, where the CLI can enforce it (Claude Code"
-    " --max-budget-usd) (default: none)"
+    "agents that call a model: the most an attempt may spend in USD, enforced by the model gateway"
+    " (and Claude Code's --max-budget-usd); past it the attempt stops with reason budget (default: none)"
+)
+MAX_TOKENS_HELP = (
+    "agents that call a model: the most tokens (input + output) an attempt may use, enforced by the"
+    " model gateway; past it the attempt stops with reason budget (default: none)"
 )
 CLAUDE_CLI_HELP = (
     "the claude executable for claude-code (default: `claude` on PATH, else the one bundled with"
@@ -93,7 +97,12 @@ BASE_IMAGE_HELP = (
     "docker: image the containers start from (default: isobench/base:bookworm-py3 for source tasks, a CUDA"
     " + Python image for vllm/sglang task images)"
 )
-AGENT_NETWORK_HELP = "docker: the agent container's network: none (default) or bridge (e.g. for a model API)"
+AGENT_NETWORK_HELP = (
+    "how the agent reaches its model: gateway (through the harness's model gateway, keys stay outside;"
+    " docker: the container has no other network), none (no model, no network), bridge (docker: the"
+    " whole network and the real keys inside: an opt-out), auto (default: gateway for agents that call"
+    " a model, none for the others)"
+)
 AGENT_CPUS_HELP = "docker: CPUs the agent container may use (default: min(8, this machine's))"
 AGENT_MEMORY_HELP = "docker: memory limit of the agent container, e.g. 16g (default)"
 AGENT_PIDS_HELP = "docker: process limit of the agent container (default 4096)"
@@ -172,6 +181,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-agent-disk", "isobench_agent_disk", "string", AGENT_DISK_HELP),
     ("--isobench-agent-max-turns", "isobench_agent_max_turns", "string", MAX_TURNS_HELP),
     ("--isobench-agent-budget-usd", "isobench_agent_budget_usd", "string", BUDGET_USD_HELP),
+    ("--isobench-agent-max-tokens", "isobench_agent_max_tokens", "string", MAX_TOKENS_HELP),
     ("--isobench-claude-cli", "isobench_claude_cli", "string", CLAUDE_CLI_HELP),
     ("--isobench-codex-cli", "isobench_codex_cli", "string", CODEX_CLI_HELP),
     ("--isobench-trae-cli", "isobench_trae_cli", "string", TRAE_CLI_HELP),
@@ -237,7 +247,7 @@ class Settings:
     judge_retries: int = 2
     # docker backend (see pytest_isobench.sandbox.docker)
     base_image: str | None = None
-    agent_network: str = "none"
+    agent_network: str = "auto"  # auto, gateway, none, bridge (pytest_isobench.gateway.access)
     agent_cpus: float = 8.0
     agent_memory: str = "16g"
     agent_pids: int = 4096
@@ -255,6 +265,7 @@ class Settings:
     # CLI agents: turn and spending limits, and the CLIs named by options (family -> path)
     agent_max_turns: int | None = 120
     agent_budget_usd: float | None = None
+    agent_max_tokens: int | None = None
     cli_paths: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -473,6 +484,7 @@ def resolve(config: pytest.Config) -> Settings:
         redact=_names(config, "isobench_redact"),
         agent_max_turns=_optional_number(config, "isobench_agent_max_turns", 120, int, 1),
         agent_budget_usd=_optional_number(config, "isobench_agent_budget_usd", None, float, 0.0001),
+        agent_max_tokens=_optional_number(config, "isobench_agent_max_tokens", None, int, 1),
         cli_paths=_cli_paths(config),
         **_docker_settings(config),
     )
@@ -525,7 +537,7 @@ def _docker_settings(config: pytest.Config) -> dict[str, Any]:
     """The docker backend's options (validated whatever the backend, so a typo is caught early)."""
     found: dict[str, Any] = {}
     for dest, choices in (
-        ("isobench_agent_network", ("none", "bridge")),
+        ("isobench_agent_network", ("auto", "gateway", "none", "bridge")),
         ("isobench_measure_network", ("none", "host")),
     ):
         value, where = _raw(config, dest)

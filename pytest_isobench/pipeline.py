@@ -21,6 +21,7 @@ from .agents.base import Agent, AgentRun, SolveContext
 from .agents.cli import ModelApiError
 from .agents.prompt import render_prompt
 from .correctness import check_correctness
+from .gateway.access import ModelAccess, account, direct_access, gateway_access, resolve_network
 from .inputs import check_inputs, with_dataset_dir
 from .measure.benchfiles import BenchmarkFiles
 from .measure.cache import CacheEntry, MeasurementCache, measurement_key
@@ -165,11 +166,16 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
     )
     workspace = job.settings.work_dir / job.run_id / task.id / job.artifacts.name
     tools = job.agent.tools() if hasattr(job.agent, "tools") else {}
-    sandbox = job.sandbox_factory(
-        SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say, agent_tools=tools)
-    )
+    network = resolve_network(job.settings.agent_network, job.agent)
+    gateway = None
+    if network == "gateway":
+        from .gateway.server import shared_gateway
+
+        gateway = shared_gateway(job.settings.prices)
+    spec = SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say, tools, network, gateway)
+    sandbox = job.sandbox_factory(spec)
     try:
-        patch, agent_run = _solve(job, sandbox, repo, say)
+        patch, agent_run = _solve(job, sandbox, spec, repo, say)
         _judge(job, repo, patch, outcome, say)
         outcome.timed_out = agent_run.timed_out
         outcome.agent_run = {
@@ -280,7 +286,7 @@ def oracle_patch(repo: Path, task: Task) -> str:
     ).stdout
 
 
-def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, AgentRun]:
+def _solve(job: Job, sandbox: Sandbox, spec: SandboxSpec, repo: Path, say: Progress) -> tuple[str, AgentRun]:
     """Run the agent (or reuse its finished attempt) and return the harness-computed patch."""
     art = job.artifacts
     art.mkdir(parents=True, exist_ok=True)
@@ -305,9 +311,20 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
         oracle_patch=lambda: oracle_patch(repo, job.task),
         disk_limit_bytes=job.settings.agent_disk_bytes,
         tools=dict(getattr(sandbox, "tool_paths", {})),
+        model_access=_model_access(job, sandbox, spec),
     )
     say(f"agent {job.agent_spec} at work (budget {job.settings.time_budget_min:g} min)")
-    agent_run = job.agent.solve(ctx)
+    ledger = ctx.model_access.ledger if ctx.model_access is not None else None
+    try:
+        agent_run = job.agent.solve(ctx)
+    finally:
+        if ledger is not None:
+            ledger.revoke()
+    if ledger is not None:
+        if "gateway" not in agent_run.info:  # CLI agents account for themselves
+            account(agent_run.info, ledger)
+        if not ledger.gateway_alive():
+            raise SandboxError(f"{job.agent_spec}: the model gateway stopped during the attempt")
     try:
         patch = agent_run.patch if agent_run.patch is not None else sandbox.extract_patch()
     except WorkdirDestroyed as exc:  # the agent's doing: its failure, not the harness's
@@ -329,6 +346,26 @@ def _solve(job: Job, sandbox: Sandbox, repo: Path, say: Progress) -> tuple[str, 
     return patch, AgentRun(
         agent_run.returncode, agent_run.timed_out, agent_run.duration_s, None, agent_run.info
     )
+
+
+def _model_access(job: Job, sandbox: Sandbox, spec: SandboxSpec) -> ModelAccess | None:
+    """How this attempt's agent reaches its model: a gateway account, the opt-out's keys, or nothing."""
+    if spec.agent_network == "bridge":
+        return direct_access()
+    if spec.agent_network != "gateway" or spec.gateway is None:
+        return None
+    settings = job.settings
+    ledger = spec.gateway.open(
+        f"{job.task.id}/{job.agent_spec}",
+        job.artifacts,
+        budget_usd=settings.agent_budget_usd,
+        max_tokens=settings.agent_max_tokens,
+    )
+    try:
+        return gateway_access(sandbox.model_endpoint(), ledger)
+    except BaseException:
+        ledger.revoke()
+        raise
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import sys
 from typing import Any
 
 import pytest
@@ -118,6 +119,8 @@ def warn_unmatched_predictions(config: pytest.Config) -> None:
 def unconfigure(config: pytest.Config) -> None:
     try:
         end_sandbox_session(config)
+        if "pytest_isobench.gateway.server" in sys.modules:  # started by a task that needed it
+            sys.modules["pytest_isobench.gateway.server"].stop_shared_gateway()
     finally:
         if SETTINGS_KEY in config.stash:
             reaper.uninstall()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from fake_anthropic_agent import FakeAnthropicAgent, daemon_command, usage_for
 from pytest_isobench.agents.claude_code import ClaudeCode, bundled_cli
 from pytest_isobench.agents.cli import AttemptFiles, CliOptions
 from pytest_isobench.agents.registry import agent_registry, build_agent
+from pytest_isobench.gateway import Ledger, ModelAccess, direct_access, gateway_access
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.results import Outcome, read_outcomes
 from pytest_isobench.sandbox.local import LocalSandbox
@@ -139,8 +140,10 @@ def test_parse_another_error_result_is_a_crash(tmp_path: Path) -> None:
 # -- the command line, the CLI, the registry --------------------------------------------------------
 
 
+@dataclass
 class Ctx:
-    prompt = "Make it faster."
+    model_access: ModelAccess | None = None
+    prompt: str = "Make it faster."
 
 
 def test_launch_flags_limits_and_only_the_model_variables(
@@ -153,7 +156,7 @@ def test_launch_flags_limits_and_only_the_model_variables(
     monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
     agent = ClaudeCode.create("claude-code", "claude-opus-4-5")
     agent.options = CliOptions(max_turns=7, budget_usd=0.5)
-    launch = agent.launch(Ctx(), tmp_path, "/opt/claude")  # type: ignore[arg-type]
+    launch = agent.launch(Ctx(direct_access()), tmp_path, "/opt/claude")  # type: ignore[arg-type]
     argv = launch.argv
     assert argv[:3] == ["/opt/claude", "-p", "Make it faster."]
     assert argv[argv.index("--model") + 1] == "claude-opus-4-5"
@@ -170,6 +173,20 @@ def test_launch_flags_limits_and_only_the_model_variables(
     agent.options = CliOptions()
     argv = agent.launch(Ctx(), tmp_path, "claude").argv  # type: ignore[arg-type]
     assert "--max-turns" not in argv and "--max-budget-usd" not in argv
+
+
+def test_launch_through_the_gateway_gets_its_address_and_token_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-k")
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "sk-ant-token")
+    ledger = Ledger("t", tmp_path / "model_calls.jsonl", budget_usd=None, max_tokens=None)
+    access = gateway_access("http://127.0.0.1:47800", ledger)
+    env = ClaudeCode.create("claude-code", None).launch(Ctx(access), tmp_path, "claude").env  # type: ignore[arg-type]
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:47800/anthropic"
+    assert env["ANTHROPIC_API_KEY"] == ledger.token and ledger.token.startswith("isobench-gw-")
+    assert "sk-ant-k" not in env.values() and "ANTHROPIC_AUTH_TOKEN" not in env
+    assert "ANTHROPIC_API_KEY" not in ClaudeCode.create("claude-code", None).launch(Ctx(), tmp_path, "c").env  # type: ignore[arg-type]
 
 
 def test_find_cli_option_then_path_then_bundled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -318,14 +335,15 @@ def test_turn_limit_stops_a_looping_model_and_its_daemon(
             cli_paths={"claude-code": claude_cli},
         )
         outcome = run_job(job)
-        models = fake.models()
+        models, turns_served = fake.models(), len(fake.messages())
     assert flag.read_text() == "started", "the daemon ran"
     assert not marked(marker), "the daemon the agent started in its own session was ended"
     assert not marked(str(tmp_path)), "no CLI or tool process of the attempt is left"
     run = outcome.agent_run
     assert run["stop_reason"] == "max_turns" and run["turns"] == result_line(outcome)["num_turns"]
     assert run["model"] == "claude-opus-4-5" and models == {"claude-opus-4-5"}
-    assert run["cost_source"] == "cli" and run["cost_usd"] == round(result_line(outcome)["total_cost_usd"], 6)
+    assert run["cost_source"] == "gateway" and run["gateway"]["calls"] == turns_served
+    assert run["cli_cost_usd"] == round(result_line(outcome)["total_cost_usd"], 6)
     calls = [s for s in trajectory(outcome)["steps"] if s["kind"] == "tool_call"]
     assert len(calls) == 3 and calls[0]["input"]["command"].startswith("setsid ")
     assert outcome.patch["empty"] is True and outcome.hard == "worse"  # the (empty) patch is measured
@@ -342,8 +360,33 @@ def test_spending_cap_stops_a_looping_model(
         outcome = run_job(job)
         served = fake.totals.replies
     run = outcome.agent_run
-    assert run["stop_reason"] == "budget" and run["cost_usd"] >= 0.01
+    assert run["stop_reason"] == "budget" and run["cli_cost_usd"] >= 0.01  # the CLI's cap, at its prices
     assert 1 < served < 10  # each turn costs about 0.005 USD at list price
+
+
+def test_token_cap_is_held_by_the_gateway(
+    tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI has no token cap: the gateway refuses the request past it and the attempt stops."""
+    task = write_source_task(tmp_path / "tasks", "toy-tokens")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+    with FakeAnthropicAgent("loop") as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        job = claude_job(tmp_path, task, agent_max_tokens=3000, cli_paths={"claude-code": claude_cli})
+        outcome = run_job(job)
+        served, totals = fake.totals.replies, fake.totals
+    run = outcome.agent_run
+    assert outcome.status == "ok" and run["stop_reason"] == "budget" and "error" not in run
+    used = totals.all_input + totals.output_tokens
+    assert run["tokens"]["input"] + run["tokens"]["output"] == used >= 3000
+    refused = run["gateway"]["refused"]["budget"]  # the CLI may try again (a 400 changes its headers)
+    assert refused >= 1 and run["gateway"]["calls"] == served + refused
+    calls = [
+        json.loads(line) for line in (Path(outcome.artifacts) / "model_calls.jsonl").read_text().splitlines()
+    ]
+    assert calls[-1]["refused"] == "budget" and calls[-1]["status"] == 400
+    assert outcome.hard is not None  # the agent's (empty) patch is measured: a cap is the agent's outcome
 
 
 def test_time_budget_stops_a_looping_model_and_leaves_no_process(
@@ -358,12 +401,18 @@ def test_time_budget_stops_a_looping_model_and_leaves_no_process(
             tmp_path, task, time_budget_min=0.4, agent_max_turns=None, cli_paths={"claude-code": claude_cli}
         )
         outcome = run_job(job)
-        turns_served = len(fake.messages())
+        turns_served, totals = len(fake.messages()), fake.totals
     assert flag.read_text() == "started" and turns_served > 1
     assert not marked(marker) and not marked(str(tmp_path))
     run = outcome.agent_run
     assert run["stop_reason"] == "timeout" and run["timed_out"] is True and outcome.timed_out
-    assert run["tokens"] is None and run["cost_usd"] is None  # the CLI was stopped before its result line
+    # the CLI was stopped before its result line: only the gateway's count says what it used
+    assert "cli_tokens" not in run and run["cost_source"] == "gateway"
+    assert run["tokens"] == {
+        "input": totals.all_input,
+        "output": totals.output_tokens,
+        "cached": totals.cache_read_input_tokens,
+    }
     assert [s for s in trajectory(outcome)["steps"] if s["kind"] == "tool_call"]
 
 
@@ -413,13 +462,23 @@ def test_smoke_task_fixed_through_the_cli_with_its_tokens_and_cost_and_no_key_an
         json.loads(line) for line in reversed((art / "agent.stdout.txt").read_text().splitlines())
         if line.startswith("{") and json.loads(line).get("type") == "result"
     )  # fmt: skip
-    assert run["cost_source"] == "cli" and run["cost_usd"] == round(cli_result["total_cost_usd"], 6)
+    assert run["cli_tokens"] == run["tokens"]  # the CLI's own count agrees with the gateway's
+    assert run["cli_cost_usd"] == round(cli_result["total_cost_usd"], 6)
     fresh_in, write_in, read_in, out = SONNET_PRICES
     list_price = (
         fresh_in * totals.input_tokens + write_in * totals.cache_creation_input_tokens
         + read_in * totals.cache_read_input_tokens + out * totals.output_tokens
     ) / 1e6  # fmt: skip
-    assert run["cost_usd"] == pytest.approx(list_price, abs=2e-6)
+    assert run["cli_cost_usd"] == pytest.approx(list_price, abs=2e-6)
+    # the harness's cost: the gateway's tokens at the price table (cache writes priced as input)
+    table_price = (
+        fresh_in * (totals.input_tokens + totals.cache_creation_input_tokens)
+        + read_in * totals.cache_read_input_tokens + out * totals.output_tokens
+    ) / 1e6  # fmt: skip
+    assert run["cost_source"] == "gateway" and run["cost_usd"] == pytest.approx(table_price, abs=2e-6)
+    calls = [json.loads(line) for line in (art / "model_calls.jsonl").read_text().splitlines()]
+    assert len(calls) == len(requests) and {c["status"] for c in calls} == {200}
+    assert all(c["provider"] == "anthropic" and c["api"] == "messages" for c in calls)
     fix = fix_for(json.dumps(requests[0].body))
     assert fix is not None and fix.task_id == "smoke-latency"
     steps = json.loads((art / "trajectory.json").read_text())["steps"]

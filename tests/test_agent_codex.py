@@ -36,6 +36,7 @@ from pytest_isobench.agents.codex import (
     model_catalog,
 )
 from pytest_isobench.agents.registry import agent_registry, build_agent
+from pytest_isobench.gateway import Ledger, direct_access, gateway_access
 from pytest_isobench.pipeline import InfrastructureError, Job, run_job
 from pytest_isobench.pricing import cost_usd
 from pytest_isobench.results import Outcome
@@ -165,7 +166,7 @@ def test_launch_points_a_provider_at_openai_base_url_and_keeps_the_key_out_of_fi
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     agent = build_agent("codex:gpt-5.5", agent_registry([]))
     assert isinstance(agent, Codex) and agent.model == "gpt-5.5"
-    ctx = cast(SolveContext, SimpleNamespace(prompt="Make it fast."))
+    ctx = cast(SolveContext, SimpleNamespace(prompt="Make it fast.", model_access=direct_access()))
     launch = agent.launch(ctx, tmp_path, "/opt/codex")
     argv = launch.argv
     assert argv[:2] == ["/opt/codex", "exec"] and argv[-2:] == ["--", "Make it fast."]
@@ -187,6 +188,13 @@ def test_launch_points_a_provider_at_openai_base_url_and_keeps_the_key_out_of_fi
     assert provider["wire_api"] == "responses" and provider["request_max_retries"] <= 3
     assert provider["stream_max_retries"] <= 3 and provider["stream_idle_timeout_ms"] > 0
     assert config["shell_environment_policy"]["exclude"] == ["OPENAI_API_KEY"]
+    # through the gateway: its address and the attempt's token, never the key
+    ledger = Ledger("t", tmp_path / "calls.jsonl", budget_usd=None, max_tokens=None)
+    access = gateway_access("http://127.0.0.1:47800", ledger)
+    launch = agent.launch(cast(SolveContext, SimpleNamespace(prompt="p", model_access=access)), tmp_path, "c")
+    assert launch.env == {"CODEX_HOME": str(tmp_path / ".codex"), "OPENAI_API_KEY": ledger.token}
+    provider = tomllib.loads(launch.files[".codex/config.toml"])["model_providers"]["isobench"]
+    assert provider["base_url"] == "http://127.0.0.1:47800/openai" and key not in str(launch.files)
 
 
 def test_a_model_missing_from_the_catalog_gets_the_closest_entry_under_its_own_id() -> None:
@@ -214,7 +222,9 @@ def test_a_model_missing_from_the_catalog_gets_the_closest_entry_under_its_own_i
 def test_launch_writes_the_catalog_where_codex_reads_it(tmp_path: Path) -> None:
     agent = cast(Codex, build_agent("codex", agent_registry([])))
     agent.catalog, agent.catalog_source = catalog_for("gpt-5", {"models": [{"slug": "gpt-5.5"}]})
-    launch = agent.launch(cast(SolveContext, SimpleNamespace(prompt="p")), tmp_path, "codex")
+    launch = agent.launch(
+        cast(SolveContext, SimpleNamespace(prompt="p", model_access=None)), tmp_path, "codex"
+    )
     config = tomllib.loads(launch.files[".codex/config.toml"])
     assert config["model_catalog_json"] == str(tmp_path / ".codex" / "model-catalog.json")
     written = json.loads(launch.files[".codex/model-catalog.json"])
@@ -225,7 +235,8 @@ def test_launch_defaults_to_gpt5_and_the_openai_api(tmp_path: Path, monkeypatch:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     agent = build_agent("codex", agent_registry([]))
-    launch = cast(Codex, agent).launch(cast(SolveContext, SimpleNamespace(prompt="p")), tmp_path, "codex")
+    ctx = cast(SolveContext, SimpleNamespace(prompt="p", model_access=direct_access()))
+    launch = cast(Codex, agent).launch(ctx, tmp_path, "codex")
     assert launch.argv[launch.argv.index("-m") + 1] == "gpt-5"
     provider = tomllib.loads(launch.files[".codex/config.toml"])["model_providers"]["isobench"]
     assert provider["base_url"] == "https://api.openai.com/v1" and "env_key" not in provider
@@ -364,7 +375,8 @@ def test_codex_applies_the_fix_and_records_the_servers_tokens(
     assert sent.replies == len(fix.files) + 2  # read, patch, final message
     assert run["tokens"] == {"input": sent.input, "output": sent.output, "cached": sent.cached}
     assert run["turns"] == sent.replies
-    assert run["cost_source"] == "price_table"
+    assert run["cli_tokens"] == run["tokens"]  # codex's own count agrees with the gateway's
+    assert run["cost_source"] == "gateway" and run["gateway"]["calls"] == sent.replies
     assert run["cost_usd"] == pytest.approx(cost_usd("gpt-5", sent.input, sent.output, sent.cached), abs=1e-6)
     art = Path(outcome.artifacts)
     steps = json.loads((art / "trajectory.json").read_text())["steps"]
@@ -386,8 +398,10 @@ def test_a_failing_model_api_is_an_error_with_the_reason(tmp_path: Path, canary:
         run_job(codex_job(tmp_path, "codex"))
     outcome = caught.value.outcome
     assert outcome.status == "error" and outcome.error and "experiencing high demand" in outcome.error
-    assert outcome.agent_run["stop_reason"] == "api_error" and outcome.agent_run["tokens"] is None
+    run = outcome.agent_run
+    assert run["stop_reason"] == "api_error" and run["tokens"] == {"input": 0, "output": 0, "cached": 0}
     requests = fake.requests()
+    assert run["gateway"]["calls"] == run["gateway"]["errors"] == len(requests)
     assert 1 < len(requests) <= (1 + REQUEST_RETRIES) * (1 + STREAM_RETRIES)  # bounded retries
     assert {r.body["model"] for r in requests} == {"gpt-5"}  # the default model
     assert_no_secret_in(Path(outcome.artifacts), outcome, canary)
@@ -424,11 +438,13 @@ def test_a_looping_model_is_stopped_by_the_time_budget_leaving_nothing(
     assert seen, "the model's setsid daemon never ran"
     assert not marked(fake.marker)  # reaped with the attempt
     assert codex_processes(cli) <= before
-    # Tokens spent until the kill, from the session rollout: one known usage per recorded response.
+    # Tokens spent until the kill: the gateway counted every response the model sent; codex's
+    # session rollout, one known usage per response it recorded (the last may be missing).
     responses = run["turns"]
     assert responses >= 2 and fake.sent.replies - 1 <= responses <= fake.sent.replies
-    assert run["tokens"] == expected_tokens(responses)
-    assert run["cost_source"] == "price_table" and run["cost_usd"] > 0
+    assert run["cli_tokens"] == expected_tokens(responses)
+    assert run["tokens"] == expected_tokens(fake.sent.replies)
+    assert run["cost_source"] == "gateway" and run["cost_usd"] > 0
     art = Path(outcome.artifacts)
     assert list(art.glob("agent.rollout-*.jsonl"))
     commands = [s for s in json.loads((art / "trajectory.json").read_text())["steps"] if s.get("tool")]

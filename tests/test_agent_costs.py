@@ -301,6 +301,7 @@ class Spender(CliAgent):
     family = "spender"
     default_model = "stub-model"
     install_hint = "defined in conftest.py"
+    calls_model = False  # it calls no model: no gateway, its CLI's figures are the record
 
     def find_cli(self, given):
         return sys.executable

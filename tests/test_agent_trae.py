@@ -33,6 +33,7 @@ from pytest_isobench.agents.trae import (
     is_api_error,
     read_trajectory,
 )
+from pytest_isobench.gateway import direct_access
 from pytest_isobench.pipeline import oracle_patch
 from pytest_isobench.pricing import DEFAULT_PRICES
 from pytest_isobench.sandbox.base import SandboxSpec
@@ -258,7 +259,10 @@ def ctx(tmp_path: Path) -> SolveContext:
     prompt_file.write_text(prompt)
     logs = tmp_path / "logs"
     logs.mkdir()
-    return SolveContext(task, workdir, prompt, prompt_file, 120, logs, box, lambda: oracle_patch(repo, task))
+    return SolveContext(
+        task, workdir, prompt, prompt_file, 120, logs, box, lambda: oracle_patch(repo, task),
+        model_access=direct_access(),  # this environment's URLs and keys (set by each test)
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -375,7 +379,8 @@ def test_smoke_task_fixed_through_trae_passes_the_hard_gate(tmp_path: Path, key:
     assert run["cli"] == "trae" and run["model"] == "gpt-5" and run["stop_reason"] == "completed"
     assert run["tokens"] == fake.totals and run["turns"] == len(fake.received)
     expected = expected_cost("gpt-5", fake.totals)
-    assert run["cost_usd"] == pytest.approx(expected, abs=1e-6) and run["cost_source"] == "price_table"
+    assert run["cost_usd"] == pytest.approx(expected, abs=2e-6) and run["cost_source"] == "gateway"
+    assert run["cli_tokens"] == run["tokens"]  # TRAE's own trajectory agrees with the gateway's count
     kept = json.loads((Path(outcome["artifacts"]) / "agent.trae_trajectory.json").read_text())
     assert kept["max_steps"] == 20  # --isobench-agent-max-turns reached trae-cli's --max-steps
     assert not files_holding(tmp_path, key)

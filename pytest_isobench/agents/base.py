@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..sandbox.base import Sandbox
 from ..tasks import Task
+
+if TYPE_CHECKING:
+    from ..gateway.access import ModelAccess
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,9 @@ class SolveContext:
     # Files the agent asked for (``tools()``), as paths valid where it runs (the docker backend bakes
     # them into the agent's image); name -> path.
     tools: Mapping[str, str] = field(default_factory=dict)
+    # How the agent reaches its model for this attempt (None: it has none): the base URLs and keys
+    # (through the gateway: the attempt's token) its SDK or CLI reads; see pytest_isobench.gateway.
+    model_access: ModelAccess | None = None
 
 
 @dataclass(frozen=True)

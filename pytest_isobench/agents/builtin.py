@@ -143,6 +143,8 @@ class CommandAgent:
             ISOBENCH_PROMPT_FILE=str(ctx.prompt_file),
             ISOBENCH_WORKDIR=str(ctx.workdir),
         )
+        if ctx.model_access is not None and ctx.model_access.mode == "gateway":
+            env.update(ctx.model_access.variables)  # the gateway's URLs and this attempt's token
         logs = [ctx.log_dir / "agent.stdout.txt", ctx.log_dir / "agent.stderr.txt"]
         for log in logs:
             log.parent.mkdir(parents=True, exist_ok=True)

@@ -7,8 +7,10 @@ The CLI comes from ``--isobench-claude-cli``, else ``claude`` on PATH, else the 
            [--max-budget-usd X] --dangerously-skip-permissions --no-session-persistence
 
 with its config and temporary folders in the attempt's home, no non-essential traffic (only the model
-endpoint is contacted), bounded API retries and timeouts, and the model endpoint and key from this
-environment (``ANTHROPIC_BASE_URL``, ``ANTHROPIC_API_KEY`` or ``ANTHROPIC_AUTH_TOKEN``).
+endpoint is contacted), bounded API retries and timeouts, and the model endpoint and key of the
+attempt's ``model_access`` (``ANTHROPIC_BASE_URL`` and ``ANTHROPIC_API_KEY``: the model gateway and the
+attempt's token; with ``--isobench-agent-network=bridge`` this environment's, ``ANTHROPIC_AUTH_TOKEN``
+included).
 
 What it did and spent comes from its JSON-lines stdout: the last ``{"type": "result"}`` line gives the
 stop reason, turns, tokens (summed over its requests) and the cost the CLI computed at list price;
@@ -26,8 +28,6 @@ from .base import SolveContext
 from .cli import Attempt, AttemptFiles, CliAgent, Launch, Tokens, jsonl_events, stderr_tail, which
 
 OPTION = "--isobench-claude-cli"
-# The model endpoint and its key, taken from this environment when set (the sandbox passes no secrets).
-ENDPOINT_VARS = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 # Bounds on the CLI's API retries and waits (its own defaults: 10 retries over minutes, 10 min a
 # request); a value set in this environment wins.
 LIMIT_DEFAULTS = {"CLAUDE_CODE_MAX_RETRIES": "3", "API_TIMEOUT_MS": "300000"}
@@ -82,7 +82,9 @@ class ClaudeCode(CliAgent):
             "IS_SANDBOX": "1",
             **LIMIT_DEFAULTS,
         }
-        for name in (*ENDPOINT_VARS, *TUNING_VARS):
+        if ctx.model_access is not None:  # the gateway's address and the attempt's token, or the opt-out's
+            env.update(ctx.model_access.provider_env("anthropic"))
+        for name in TUNING_VARS:
             if os.environ.get(name):
                 env[name] = os.environ[name]
         return Launch(argv=argv, env=env)

@@ -7,16 +7,21 @@ how to start its CLI (:meth:`CliAgent.launch`) and how to read what it left (:me
 - a fresh home folder per attempt (``<artifacts>/agent-home``: the docker backend creates it inside the
   agent container and copies it back), with ``HOME``, ``TMPDIR`` and the XDG folders in it, so nothing
   is written outside it and the working copy; it is removed once its files of record are kept;
-- stdin ``/dev/null``; the agent's environment from the sandbox plus the CLI's own variables (its
-  model endpoint and key, which come from this environment: ``ANTHROPIC_BASE_URL``, ``OPENAI_API_KEY``...);
+- stdin ``/dev/null``; the agent's environment from the sandbox plus the CLI's own variables: its
+  model endpoint and key from ``SolveContext.model_access`` (through the model gateway, the gateway's
+  address and the attempt's token; with ``--isobench-agent-network=bridge``, this environment's
+  ``ANTHROPIC_BASE_URL``, ``OPENAI_API_KEY``...);
 - the time budget as an outer wall-clock limit and the disk watchdog, through ``Sandbox.run`` (whose
   supervisor, or container, ends every process of the attempt, including those started in new sessions);
 - the raw event stream kept as an artifact (``agent.stdout.txt``), the normalised trajectory written to
   ``trajectory.json`` (schema below), and the outcome's ``agent_run`` filled in (:meth:`Attempt.info`).
 
-A model API that fails (authentication, rate limits, 5xx, refused connection) is an infrastructure error
-(:class:`ModelApiError`, the task is E and runs again on resume); an agent stopped by its turn, budget or
-time limit is the agent's outcome, and its patch is measured.
+A model API that fails (authentication, rate limits, 5xx, refused connection) or a gateway that stops
+during the attempt is an infrastructure error (:class:`ModelApiError`, the task is E and runs again on
+resume); an agent stopped by its turn, budget or time limit is the agent's outcome, and its patch is
+measured. Through the gateway, ``tokens`` and ``cost_usd`` are the gateway's count (``cost_source``
+``gateway``), the CLI's own figures are kept as ``cli_tokens`` and ``cli_cost_usd``, and a request the
+gateway refused at the attempt's cap makes the stop reason ``budget``.
 
 ``trajectory.json`` (``TRAJECTORY_SCHEMA``)::
 
@@ -44,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from ..gateway.access import account
 from ..sandbox.base import SandboxError
 from ..sandbox.disk import DISK_LIMIT, DiskWatchdog, cap_log
 from ..sandbox.procs import RunResult
@@ -152,6 +158,7 @@ class CliAgent(ABC):
     family: ClassVar[str]  # "claude-code", "codex", "trae": the key of ``CliOptions.cli_paths``
     default_model: ClassVar[str]
     install_hint: ClassVar[str]  # how to get the CLI, for the usage error when it is missing
+    calls_model: ClassVar[bool] = True  # it reaches its model through the gateway by default
 
     def __init__(self, name: str, model: str | None = None) -> None:
         self.name = name
@@ -251,6 +258,9 @@ def run_attempt(agent: CliAgent, ctx: SolveContext) -> AgentRun:
     elif result.timed_out:
         attempt.stop_reason = "timeout"
     info = attempt.info(agent, agent.options.prices)
+    ledger = ctx.model_access.ledger if ctx.model_access is not None else None
+    if ledger is not None:  # tokens and cost as the gateway counted them; budget when it stopped it
+        account(info, ledger)
     write_trajectory(ctx.log_dir / "trajectory.json", agent, info, attempt.steps)
     cut = {log.name: n for log in (stdout, stderr) if (n := cap_log(log))}
     if cut:
@@ -259,9 +269,12 @@ def run_attempt(agent: CliAgent, ctx: SolveContext) -> AgentRun:
         info["disk_limit_bytes"] = watchdog.limit_bytes
         info["disk_grown_bytes"] = watchdog.grown_bytes
         info["patch"] = "discarded: the agent passed its disk limit"
-    if attempt.stop_reason == "api_error":
+    gateway_down = ledger is not None and not ledger.gateway_alive()
+    if info["stop_reason"] == "api_error" or gateway_down:
         run = {"returncode": result.returncode, "timed_out": result.timed_out, **info}
         run["duration_s"] = round(result.duration_s, 3)
+        if gateway_down:
+            raise ModelApiError(f"{agent.name}: the model gateway stopped during the attempt", run)
         raise ModelApiError(f"{agent.name}: the model API failed: {attempt.error or 'no detail'}", run)
     return AgentRun(
         returncode=result.returncode,

@@ -1,13 +1,16 @@
 """OpenAI's Codex CLI as an agent (``codex[:MODEL]``, default ``gpt-5``): ``codex exec --json``.
 
 The model endpoint is a custom model provider written into the attempt's own ``config.toml``
-(Codex ignores ``OPENAI_BASE_URL``): its ``base_url`` is ``OPENAI_BASE_URL`` (default the OpenAI API)
-and its key the harness's ``OPENAI_API_KEY``, passed in the CLI's environment only and kept out of
-the environment of the commands Codex runs. Retries are bounded, plugins (a start-up ``git
-ls-remote``) and unbounded connection retries are off, and ``CODEX_HOME`` is in the attempt's home.
+(Codex ignores ``OPENAI_BASE_URL``): its ``base_url`` is the attempt's OpenAI endpoint (the model
+gateway; with ``--isobench-agent-network=bridge``, ``OPENAI_BASE_URL`` or the OpenAI API) and its key
+the attempt's (the gateway's token, or the opt-out's ``OPENAI_API_KEY``), passed in the CLI's
+environment only and kept out of the environment of the commands Codex runs. Retries are bounded,
+plugins (a start-up ``git ls-remote``) and unbounded connection retries are off, and ``CODEX_HOME`` is
+in the attempt's home.
 
-Codex has no turn or spending limit (``--isobench-agent-max-turns`` and ``--isobench-agent-budget-usd``
-do not apply): a looping model runs until the harness's time budget stops it. Then there is no
+Codex has no turn or spending limit of its own (``--isobench-agent-max-turns`` does not apply): the
+model gateway holds its spending and token caps (``--isobench-agent-budget-usd``,
+``--isobench-agent-max-tokens``), else the harness's time budget stops a looping model. Then there is no
 usage line on stdout; the tokens come from the session rollout (``$CODEX_HOME/sessions/**/
 rollout-*.jsonl``, its ``token_count`` events), which is kept as the artifact ``agent.rollout-*.jsonl``.
 (No ``--ephemeral``: it would write no rollout.) Codex reports no cost: the harness prices the
@@ -84,7 +87,8 @@ class Codex(CliAgent):
     def launch(self, ctx: SolveContext, home: Path, cli: str) -> Launch:
         codex_home = home / CODEX_DIR
         env = {"CODEX_HOME": str(codex_home)}
-        if key := os.environ.get(KEY_VAR):
+        access = ctx.model_access
+        if access is not None and (key := access.key("openai")):
             env[KEY_VAR] = key
         argv = [
             cli,
@@ -104,7 +108,8 @@ class Codex(CliAgent):
             "--",  # the prompt is never read as an option
             ctx.prompt,
         ]
-        config = provider_config(os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, KEY_VAR in env)
+        base_url = access.url("openai") if access is not None else DEFAULT_BASE_URL
+        config = provider_config(base_url, KEY_VAR in env)
         files = {f"{CODEX_DIR}/config.toml": config}
         if self.catalog is not None:
             config = f"model_catalog_json = {json.dumps(str(codex_home / CATALOG))}\n" + config

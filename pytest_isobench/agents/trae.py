@@ -9,8 +9,9 @@ tools, Lakeview off) and TRAE runs as::
         --trajectory-file HOME/trae_trajectory.json --patch-path HOME/trae.patch --console-type simple
 
 The API key never enters a file: the YAML's ``api_key`` is empty and TRAE takes ``<PROVIDER>_API_KEY``
-from its environment (an environment value wins over the config's); the base URL comes from
-``<PROVIDER>_BASE_URL`` here (default: the provider's own). TRAE exits 0 even when the model API
+from its environment (an environment value wins over the config's): the attempt's token and the model
+gateway's address (with ``--isobench-agent-network=bridge``: this environment's ``<PROVIDER>_API_KEY``
+and ``<PROVIDER>_BASE_URL``, default the provider's own). TRAE exits 0 even when the model API
 failed: how the attempt ended is read from its trajectory (``success``, ``final_result``, the steps'
 ``error``); tokens are the sum of ``llm_interactions[].response.usage``, priced with the price table.
 """
@@ -21,10 +22,10 @@ import contextlib
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..gateway.upstreams import PROVIDERS
 from ..secrets import redact
 from .base import SolveContext
 from .cli import Attempt, AttemptFiles, CliAgent, CliOptions, Launch, Tokens, executable, stderr_tail, which
@@ -47,25 +48,7 @@ INSTALL_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class Provider:
-    """A TRAE model provider: where its key and base URL come from."""
-
-    name: str
-    key_var: str
-    url_var: str
-    default_url: str
-
-
-# TRAE's own variable names (``<PROVIDER>_API_KEY``, ``<PROVIDER>_BASE_URL``), which it reads too.
-PROVIDERS = {
-    p.name: p
-    for p in (
-        Provider("openai", "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-        Provider("anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-        Provider("openrouter", "OPENROUTER_API_KEY", "OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1"),
-    )
-}
+# TRAE reads the providers' own variable names too (``<PROVIDER>_API_KEY``, ``<PROVIDER>_BASE_URL``).
 
 # A step's error that is the model API's doing: an HTTP status from the SDK, or no answer at all.
 _STATUS = re.compile(r"Error code: (\d{3})")
@@ -112,11 +95,11 @@ class Trae(CliAgent):
 
     def configure(self, options: CliOptions) -> None:
         super().configure(options)
-        if not os.environ.get(self.provider.key_var):
+        if not os.environ.get(self.provider.key_vars[0]):
             raise ValueError(
-                f"{self.name} needs {self.provider.key_var} in the environment (the model's API key; for a"
-                f" server that takes none, set it to any value), and {self.provider.url_var} for another"
-                f" endpoint than {self.provider.default_url}"
+                f"{self.name} needs {self.provider.key_vars[0]} in the environment (the model's API key;"
+                f" for a server that takes none, set it to any value), and {self.provider.url_var} for"
+                f" another endpoint than {self.provider.default_url}"
             )
 
     def find_cli(self, given: str | None) -> str:
@@ -157,7 +140,8 @@ class Trae(CliAgent):
 
     def launch(self, ctx: SolveContext, home: Path, cli: str) -> Launch:
         p = self.provider
-        base_url = os.environ.get(p.url_var, "").strip() or p.default_url
+        access = ctx.model_access
+        base_url = access.url(p.name) if access is not None else p.default_url
         turns = self.options.max_turns
         argv = [cli, "run", ctx.prompt, "--config-file", str(home / CONFIG_NAME)]
         argv += ["--working-dir", str(ctx.workdir)]
@@ -166,8 +150,8 @@ class Trae(CliAgent):
         argv += ["--trajectory-file", str(home / TRAJECTORY_NAME), "--patch-path", str(home / PATCH_NAME)]
         argv += ["--console-type", "simple"]
         env = {p.url_var: base_url, "PYTHONUNBUFFERED": "1"}
-        if key := os.environ.get(p.key_var):
-            env[p.key_var] = key
+        if access is not None and (key := access.key(p.name)):
+            env[p.key_vars[0]] = key
         config = self.config_text(base_url, turns if turns is not None else DEFAULT_MAX_STEPS)
         return Launch(argv=argv, env=env, files={CONFIG_NAME: config})
 

@@ -7,11 +7,14 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..options import Settings
 from ..tasks import Task
 from .procs import Process, RunResult
+
+if TYPE_CHECKING:
+    from ..gateway.server import Gateway
 
 VARIANTS = ("baseline", "human", "agent")
 
@@ -74,6 +77,10 @@ class SandboxSpec:
     # Host files the agent needs where it runs (``CliAgent.tools()``: its CLI); the sandbox makes them
     # available there and says where in ``tool_paths``.
     agent_tools: Mapping[str, Path] = field(default_factory=dict)
+    # How the agent reaches its model (``gateway.access.resolve_network``): gateway, none or bridge,
+    # and the gateway when it is ``gateway``.
+    agent_network: str = "none"
+    gateway: Gateway | None = None
 
 
 class Sandbox(Protocol):
@@ -98,6 +105,11 @@ class Sandbox(Protocol):
 
         Its benchmark files are the reference tree's (``measure.benchfiles``), whatever the patch did.
         """
+        ...
+
+    def model_endpoint(self) -> str:
+        """The model gateway's base URL as the agent reaches it where it runs (``agent_network`` is
+        ``gateway``); SandboxError when the gateway cannot be reached from there."""
         ...
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:

@@ -43,8 +43,10 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..gateway import relay
+from ..gateway.ledger import TOKEN_PREFIX
 from ..measure.benchfiles import BenchmarkFiles
 from ..options import Settings
 from ..secrets import is_secret_name
@@ -56,7 +58,11 @@ from .local import WORKDIR_NAME, apply_patch, checkout_tree, count_gpus, tree_pa
 from .procs import Process, RunResult
 from .repos import forbidden_objects
 
+if TYPE_CHECKING:
+    from ..gateway.server import Gateway
+
 log = logging.getLogger("pytest_isobench")
+RELAY_PORT = 47800  # the model gateway's relay, on the agent container's loopback
 AGENT_UID_WHEN_ROOT = 1000  # a harness running as root still gives the agent an unprivileged user
 HOME = "/home/isobench"
 PRUNE_MIN_FREE_VAR = "ISOBENCH_PRUNE_MIN_FREE_GB"
@@ -210,10 +216,10 @@ class DockerSandbox:
                 self.agent_image, self.tool_paths = images.ensure_agent_image(
                     self.client, self.settings, self.image, self.spec.agent_tools, self.progress
                 )
-                if self.settings.agent_network == "none":
+                if self.spec.agent_network == "none":
                     log.warning(
                         "the agent's CLI runs without a network (--isobench-agent-network=none): it"
-                        " cannot reach its model API; use --isobench-agent-network=bridge (see the README)"
+                        " cannot reach its model API; use --isobench-agent-network=gateway (see the README)"
                     )
             else:
                 self.agent_image = self.image
@@ -222,7 +228,9 @@ class DockerSandbox:
     def _agent_limits(self) -> dict[str, Any]:
         cpus = min(self.settings.agent_cpus, float(self.client.info().get("NCPU") or 1))
         return {
-            "network_mode": self.settings.agent_network,
+            # Through the gateway the container has no network either: a relay inside it reaches the
+            # gateway's unix socket (see model_endpoint).
+            "network_mode": "bridge" if self.spec.agent_network == "bridge" else "none",
             "nano_cpus": int(cpus * 1e9),
             "mem_limit": self.settings.agent_memory,
             "pids_limit": self.settings.agent_pids,
@@ -253,9 +261,14 @@ class DockerSandbox:
         expected = git(
             "--git-dir", str(self.repo), "rev-parse", f"{self.task.base_commit}^{{tree}}", cwd=self.workspace
         ).stdout.strip()
+        mounts = [(self.workdir, False)]
+        if self.spec.agent_network == "gateway":
+            mounts.append((self._gateway().socket_path.parent, True))
         self.agent = self._container(
-            "agent", [(self.workdir, False)], image=self._ensure_agent_image(), **self._agent_limits()
+            "agent", mounts, image=self._ensure_agent_image(), **self._agent_limits()
         )
+        if self.spec.agent_network == "gateway":
+            self._start_relay()
         self.workdir_base, tree = containergit.init_history(self.agent, self.workdir, user=self.user)
         if tree != expected:
             raise SandboxError(
@@ -266,6 +279,28 @@ class DockerSandbox:
         if self.from_image:
             self._copy_build_outputs()
         return self.workdir
+
+    def _gateway(self) -> Gateway:
+        if self.spec.gateway is None:
+            raise SandboxError("this task has no model gateway (--isobench-agent-network is not gateway)")
+        return self.spec.gateway
+
+    def _start_relay(self) -> None:
+        """The relay from the container's loopback to the gateway's socket (``gateway/relay.py``)."""
+        assert self.agent is not None
+        source = Path(relay.__file__).read_text(encoding="utf-8")
+        argv = ["python3", "-c", source, str(RELAY_PORT), str(self._gateway().socket_path)]
+        code, _, err = self.agent.capture(argv, user=ROOT, timeout_s=60)
+        if code != 0:
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-3:]
+            raise SandboxError(f"the model gateway's relay did not start in the agent container: {tail}")
+
+    def model_endpoint(self) -> str:
+        """The relay on the agent container's loopback (the container has no other network)."""
+        self._gateway()
+        if self.agent is None:
+            raise SandboxError("model_endpoint() before agent_workdir()")
+        return f"http://127.0.0.1:{RELAY_PORT}"
 
     def _copy_build_outputs(self) -> None:
         """Give the working copy the task image's build outputs, so the agent's code runs as built.
@@ -397,11 +432,15 @@ class DockerSandbox:
 
     @staticmethod
     def _without_keys(env: Mapping[str, str]) -> dict[str, str]:
-        """An agent without a network gets no key, also none its CLI asked for (it could not use it)."""
-        dropped = sorted(name for name in env if is_secret_name(name))
+        """Only ``bridge`` puts a key in the agent's container: otherwise none, also none its CLI asked
+        for (through the gateway it holds the attempt's token instead, which is no provider key)."""
+        dropped = sorted(
+            name for name, value in env.items() if is_secret_name(name) and not value.startswith(TOKEN_PREFIX)
+        )
         if dropped:
             log.warning(
-                "%s not passed to the agent: it has no network (--isobench-agent-network=none)",
+                "%s not passed to the agent: keys stay outside its container unless"
+                " --isobench-agent-network=bridge",
                 ", ".join(dropped),
             )
         return {name: value for name, value in env.items() if name not in dropped}
@@ -412,9 +451,11 @@ class DockerSandbox:
         for name in self.settings.agent_env:
             if name not in os.environ:
                 continue
-            if is_secret_name(name) and self.settings.agent_network == "none":
+            if is_secret_name(name) and self.spec.agent_network != "bridge":
                 log.warning(
-                    "%s is not passed to the agent: it has no network (--isobench-agent-network)", name
+                    "%s is not passed to the agent: keys stay outside its container unless"
+                    " --isobench-agent-network=bridge",
+                    name,
                 )
                 continue
             found[name] = os.environ[name]
@@ -490,7 +531,7 @@ class DockerSandbox:
         stop_check: Callable[[], str | None] | None = None,
     ) -> RunResult:
         box, is_agent = self._box_for(cwd)
-        if is_agent and self.settings.agent_network == "none":
+        if is_agent and self.spec.agent_network != "bridge":
             env = self._without_keys(env)
         outputs = self._copy_in(box, self._named_paths(command, env))
         stdin_file = None

@@ -8,6 +8,7 @@ for real isolation.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -31,6 +32,8 @@ EXCLUDED_FROM_PATCH = (
     ":(exclude,glob)**/*.pyc",
 )
 WORKDIR_NAME = "repo"
+log = logging.getLogger("pytest_isobench")
+_WARNED_NETWORK = False  # the local backend's network warning, once per process
 # What a local agent gets of the harness's environment (besides the ISOBENCH_* variables and the names
 # given with --isobench-agent-env): never the keys the harness holds.
 # CUDA_VISIBLE_DEVICES narrows what the agent sees, it gives nothing away.
@@ -143,6 +146,20 @@ class LocalSandbox:
         return dest
 
     # -- commands -----------------------------------------------------------------------------
+
+    def model_endpoint(self) -> str:
+        """The gateway on loopback: the agent runs on this host (and has its whole network)."""
+        if self.spec.gateway is None:
+            raise SandboxError("this task has no model gateway (--isobench-agent-network is not gateway)")
+        global _WARNED_NETWORK
+        if not _WARNED_NETWORK:
+            _WARNED_NETWORK = True
+            log.warning(
+                "local backend: the agent reaches its model through the gateway (no key in its"
+                " environment), but it runs on this host with its whole network; --isobench-backend=docker"
+                " isolates it"
+            )
+        return self.spec.gateway.url
 
     def environment(self, tree: Path | None = None) -> dict[str, str]:
         """The agent's (``tree`` None): an allow-list; a benchmark's: this environment less its secrets."""
