@@ -61,6 +61,7 @@ class FakeUpstream:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(30)
+        self._loop.close()
 
     async def _start(self) -> None:
         app = web.Application()
