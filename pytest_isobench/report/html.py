@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..gate import inconclusive_text
-from ..scoring import LEGEND, QUADRANT_NAMES, agent_slug, summarize
+from ..scoring import LEGEND, QUADRANT_NAMES, TABLE_COLUMNS, agent_slug, summarize
 from ..tasks import LoadedTask, load_catalog
 from .runs import Column, Source, columns, labelled_records
 from .svg import Bar, bar_chart, dot_plot
@@ -25,6 +25,12 @@ from .terminal import EXITED, agent_costs
 
 MAX_PATCH_CHARS = 200_000  # a larger patch is cut, with a note and the link to the whole file
 HUMAN_AGENT = "human"
+PAGE_TITLES = {
+    "hard_success_pct": "hard %",
+    "true_success_pct": "true %",
+    "gap_pct": "gap %",
+    "right_target_pct": "right target %",
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,10 @@ class Page:
     filters: dict[str, list[str]] = field(default_factory=dict)
     legend: str = LEGEND
     quadrant_names: dict[str, str] = field(default_factory=lambda: dict(QUADRANT_NAMES))
-    warnings: list[str] = field(default_factory=list)
+    # the terminal table's columns (a column added there shows here too), some with longer titles
+    table_columns: tuple[tuple[str, str, str], ...] = tuple(
+        (key, PAGE_TITLES.get(key, title), align) for key, title, align in TABLE_COLUMNS
+    )
 
 
 def catalog_info(roots: Sequence[Path]) -> dict[str, TaskInfo]:
