@@ -141,7 +141,8 @@ def _report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    write_report(sources, output, catalog_info(roots), title=args.title)
+    cache = args.cache_dir or os.environ.get("ISOBENCH_CACHE_DIR") or ".isobench/cache"
+    write_report(sources, output, catalog_info(roots), title=args.title, cache_dir=Path(cache))
     print(f"wrote {output} ({sum(len(s.records) for s in sources)} outcomes from {len(sources)} run(s))")
     return 0
 
@@ -333,6 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="task roots for titles, descriptions and the human patches (default: tasks, env ISOBENCH_TASKS)",
     )
     report.add_argument("--title", default="ISO-Bench report", help="the page's title")
+    report.add_argument(
+        "--cache-dir",
+        help="the harness cache, where cloned task repositories give the human patches (default:"
+        " .isobench/cache, env ISOBENCH_CACHE_DIR; nothing is fetched)",
+    )
     report.set_defaults(func=_report)
     comp = sub.add_parser(
         "compare", help="the tasks whose verdict or quadrant differs between two runs; hard %% and true %%"

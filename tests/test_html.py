@@ -4,6 +4,7 @@ the pytest-html columns, and the page's content without a browser."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_isobench.report.html import build_context, render
+from pytest_isobench.report.html import TaskInfo, build_context, render
 from pytest_isobench.report.runs import load_sources
 from pytest_isobench.report.svg import Bar, bar_chart, dot_plot
 from report_runs import LONG_AGENT, UNICODE_TASK, two_runs
@@ -166,3 +167,57 @@ def test_charts_have_text_alternatives() -> None:
     assert "<title>rounds &lt;x&gt;</title>" in dots and dots.count("<circle") == 3
     assert "baseline: 3 rounds from 1 to 3, median 2; agent: no rounds" in dots
     assert str(dot_plot("none", [])) == ""
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_human_patch_from_a_cloned_task_repository(tmp_path: Path) -> None:
+    """A git task (no patch file): the human change comes from the repository the cache already holds."""
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q")
+    git(work, "config", "user.email", "t@example.com")
+    git(work, "config", "user.name", "t")
+    (work / "engine.py").write_text("def step():\n    return sorted(range(9))\n")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "base")
+    base = git(work, "rev-parse", "HEAD").strip()
+    (work / "engine.py").write_text("def step():\n    return list(range(9))  # already sorted\n")
+    git(work, "commit", "-qam", "human")
+    human = git(work, "rev-parse", "HEAD").strip()
+    cache = tmp_path / "cache"
+    (cache / "repos").mkdir(parents=True)
+    (cache / "repos" / "unrelated.git").mkdir()  # not a repository: skipped
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(work), str(cache / "repos" / "engine-1234.git")], check=True
+    )
+    run_a, _ = two_runs(tmp_path)
+    info = TaskInfo("vllm-aaa", "vllm", title="Skip the sort", commits=(base, human))
+    page = build_context(load_sources([run_a]), {"vllm-aaa": info}, cache_dir=cache)
+    task = next(t for t in page.tasks if t["id"] == "vllm-aaa")
+    assert ("add", "+    return list(range(9))  # already sorted") in task["human_patch"]
+    assert ("del", "-    return sorted(range(9))") in task["human_patch"]
+    other = TaskInfo("vllm-aaa", "vllm", commits=("0" * 40, human))  # a commit the cache lacks
+    page = build_context(load_sources([run_a]), {"vllm-aaa": other}, cache_dir=cache)
+    assert next(t for t in page.tasks if t["id"] == "vllm-aaa")["human_patch"] is None
+    assert "not available" in render(page)
+
+
+def test_secrets_never_reach_the_page(tmp_path: Path) -> None:
+    run_a, _ = two_runs(tmp_path)
+    secret = "very-secret-value-0123456789"
+    (run_a / "vllm-aaa" / "alpha" / "patch.diff").write_text(
+        f"+KEY = '{secret}'\n+other = 'sk-ant-abcdefghijklmnopqrstuvwx'\n"
+    )
+    out = tmp_path / "r.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_isobench", "report", str(run_a), "-o", str(out)],
+        capture_output=True, text=True, check=False, timeout=300,
+        env={**os.environ, "MY_SERVICE_API_KEY": secret},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    assert secret not in page and "sk-ant-abcdef" not in page
+    assert "[redacted MY_SERVICE_API_KEY]" in page

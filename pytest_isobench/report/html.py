@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..gate import inconclusive_text
 from ..scoring import LEGEND, QUADRANT_NAMES, TABLE_COLUMNS, agent_slug, summarize
+from ..secrets import redact
 from ..tasks import LoadedTask, load_catalog
 from .runs import Column, Source, columns, labelled_records
 from .svg import Bar, bar_chart, dot_plot
@@ -46,6 +48,7 @@ class TaskInfo:
     marks: tuple[str, ...] = ()
     metric: str | None = None
     human_patch: str | None = None
+    commits: tuple[str, str] | None = None  # (base, human): the human patch from a cached repository
 
 
 @dataclass
@@ -94,7 +97,36 @@ def task_info(entry: LoadedTask) -> TaskInfo:
         marks=tuple(task.marks),
         metric=task.benchmark.metric,
         human_patch=human,
+        commits=(task.base_commit, task.human_commit),
     )
+
+
+def _git(git_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "--git-dir", str(git_dir), *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+        timeout=120,
+    )
+
+
+def human_patch_from_cache(commits: tuple[str, str], cache_dir: Path | None) -> str | None:
+    """The human change (base..human) from a task repository the harness already cloned, if any.
+
+    Looks only at what is on disk (``<cache-dir>/repos``): nothing is fetched for a report.
+    """
+    if cache_dir is None or not (cache_dir / "repos").is_dir():
+        return None
+    base, human = commits
+    for git_dir in sorted(p for p in (cache_dir / "repos").iterdir() if p.is_dir()):
+        if any(_git(git_dir, "cat-file", "-e", f"{commit}^{{commit}}").returncode for commit in commits):
+            continue
+        diff = _git(git_dir, "diff", "--no-renames", "--no-color", base, human)
+        if diff.returncode == 0:
+            return diff.stdout
+    return None
 
 
 def build_context(
@@ -102,6 +134,7 @@ def build_context(
     catalog: Mapping[str, TaskInfo] | None = None,
     output: Path | None = None,
     title: str = "ISO-Bench report",
+    cache_dir: Path | None = None,
 ) -> Page:
     """The page's data: summary tables (the same as ``summarize`` over these runs) and every task."""
     catalog = dict(catalog or {})
@@ -112,7 +145,7 @@ def build_context(
     tasks = []
     for task_id in sorted(task_ids, key=lambda t: (repo_of[t], t)):
         info = catalog.get(task_id) or TaskInfo(task_id, repo_of[task_id])
-        tasks.append(_task(info, cols, output))
+        tasks.append(_task(info, cols, output, cache_dir))
     filters = {
         "repo": sorted({t["repo"] for t in tasks}),
         "mode": sorted({t["mode"] for t in tasks if t["mode"]}),
@@ -135,11 +168,15 @@ def build_context(
     )
 
 
-def _task(info: TaskInfo, cols: Sequence[Column], output: Path | None) -> dict[str, Any]:
+def _task(
+    info: TaskInfo, cols: Sequence[Column], output: Path | None, cache_dir: Path | None = None
+) -> dict[str, Any]:
     cells = [_cell(col, col.records.get(info.id), info, output) for col in cols]
     human_patch = info.human_patch
     if human_patch is None:  # a run of the human agent recorded the human change as its patch
         human_patch = next((c["patch"] for c in cells if c["agent"] == HUMAN_AGENT and c["patch"]), None)
+    if human_patch is None and info.commits is not None:
+        human_patch = human_patch_from_cache(info.commits, cache_dir)
     charts = _charts(info, cells)
     return {
         "id": info.id,
@@ -377,9 +414,10 @@ def write_report(
     output: Path,
     catalog: Mapping[str, TaskInfo] | None = None,
     title: str = "ISO-Bench report",
+    cache_dir: Path | None = None,
 ) -> Path:
-    """Render the page for these runs into ``output`` (its folder is created)."""
+    """Render the page for these runs into ``output`` (its folder is created); secrets redacted."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    page = build_context(sources, catalog, output, title)
-    output.write_text(render(page), encoding="utf-8")
+    page = build_context(sources, catalog, output, title, cache_dir)
+    output.write_text(redact(render(page)), encoding="utf-8")
     return output
