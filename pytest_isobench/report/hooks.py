@@ -81,8 +81,9 @@ class HtmlReport:
         except OSError as exc:
             self.problem = f"--isobench-html: could not write {self.path}: {exc}"
 
+    @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """Say where the page is (or why it is not there)."""
+        """Say where the page is (or why it is not there), after the run's summary."""
         if self.problem:
             terminalreporter.write_line(f"isobench: {self.problem}", red=True)
         elif self.written:
