@@ -66,7 +66,17 @@ def judged(category: str, rationale: str) -> dict[str, Any]:
 RUN_A: list[tuple[str, str, str | None, float | None, str | None, dict[str, Any]]] = [
     ("vllm-aaa", "vllm", "beats", 12.5, "same_target", {}),  # Q1
     ("vllm-bbb", "vllm", "similar", 1.0, "different_target", {"inconclusive": True}),  # Q3
-    ("vllm-ccc", "vllm", "worse", -20.0, "related_target", {}),  # Q2
+    (
+        "vllm-ccc",
+        "vllm",
+        "worse",
+        -20.0,
+        "related_target",
+        {
+            "touches_benchmark": ["benchmarks/benchmark_latency.py"],
+            "workload": {"changed": {"completed": {"human": 16, "agent": 8}}},
+        },
+    ),  # Q2, flagged
     ("vllm-ddd", "vllm", "failed", None, "no_optimization", {"hard_reason": "build_failed"}),  # Q4
     ("vllm-eee", "vllm", "beats", 8.0, None, {}),  # unscored
     ("vllm-fff", "vllm", None, None, None, {"status": "error", "error": "SandboxError: disk full"}),
@@ -108,10 +118,14 @@ def write_run(root: Path, run_id: str, agent: str, rows: list[tuple[Any, ...]]) 
             "artifacts": str(folder),
             "correctness": "pass" if hard in ("beats", "similar") else None,
         }
+        extra = dict(extra)
+        workload = extra.pop("workload", None)
         fields.update(extra)
         if hard is not None:
             fields["hard_detail"] = detail(pct, inconclusive=bool(extra.get("inconclusive")))
             fields["measured"] = runs("avg_latency", 0.6, 0.6 * (1 + (pct or 0) / 100), 1.0)
+            if workload:
+                fields["measured"]["workload"] = workload
         if bottleneck is not None:
             fields["soft"] = judged(bottleneck, f"rationale for {task_id} — ✓ <script>alert(1)</script>")
         if agent.startswith("command:"):

@@ -142,12 +142,18 @@ def test_tasks_bad_input_is_a_clear_error(args: list[str], words: str) -> None:
 
 def test_report_writes_one_page_for_several_runs(tmp_path: Path) -> None:
     run_a, run_b = two_runs(tmp_path)
+    real = write_run(tmp_path, "run-c", "gamma", [("vllm-015069b0", "vllm", "beats", 9.0, "same_target", {})])
     out = tmp_path / "out" / "both.html"
-    result = cli("report", str(run_a), str(run_b), "-o", str(out), "--tasks", str(TASKS))
+    result = cli("report", str(run_a), str(run_b), str(real), "-o", str(out), "--tasks", str(TASKS))
     assert result.returncode == 0, result.stderr
-    assert f"wrote {out} (18 outcomes from 2 run(s))" in result.stdout
+    assert f"wrote {out} (19 outcomes from 3 run(s))" in result.stdout
     page = out.read_text(encoding="utf-8")
-    assert page.count('<tr data-task="') == 10  # the union of both runs' tasks
+    assert page.count('<tr data-task="') == 11  # the union of the runs' tasks
+    # a catalog task: its title, mode and pull request from the task file
+    assert "Optimize the Qwen3_ReasoningParser extract_reasoning_content" in page
+    assert (
+        '<a href="https://github.com/vllm-project/vllm/pull/17515" rel="noreferrer">pull request</a>' in page
+    )
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert '<a href="../run-a/vllm-aaa/alpha/patch.diff">patch.diff</a>' in page
 

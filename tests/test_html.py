@@ -154,6 +154,22 @@ def test_page_content_without_a_browser(tmp_path: Path) -> None:
     error = next(t for t in page_data.tasks if t["id"] == "vllm-fff")["cells"][0]
     assert error["verdict"] == "error" and "SandboxError: disk full" in page
     assert page_data.filters["verdict"] == ["beats", "similar", "worse", "failed", "error", "missing"]
+    cells = {(t["id"], c["column"]): c for t in page_data.tasks for c in t["cells"]}
+    flagged = cells[("vllm-ccc", "alpha")]["flags"]
+    assert "patch changed benchmark files: benchmarks/benchmark_latency.py" in flagged
+    assert "workload differs from the human's: completed 16 -> 8" in flagged
+    assert cells[("vllm-bbb", "alpha")]["inconclusive"] and "inconclusive after 8 rounds: noise ±3 %" in page
+    spent = cells[("vllm-aaa", LONG_AGENT)]
+    assert (spent["stop_reason"], spent["turns"], spent["cost_usd"]) == ("time_budget", 12, 0.25)
+    assert "time_budget, 12 turns, tokens 1000 in / 200 out, $0.2500" in page
+    assert cells[("vllm-aaa", "alpha")]["correctness"] == "pass"
+    assert [j["bottleneck"] for j in cells[("vllm-aaa", "alpha")]["judges"]] == ["same_target"]
+    assert [name for name, _ in cells[("vllm-aaa", "alpha")]["links"]] == [
+        "judge.json",
+        "outcome.json",
+        "patch.diff",
+    ]
+    assert len(page_data.tasks[0]["charts"]) >= 3  # gain vs baseline, vs human, rounds per agent
     assert len(page.encode()) < 400_000
 
 
