@@ -120,9 +120,10 @@ def test_isobench_html_unwritable_path_is_reported(suite: pytest.Pytester) -> No
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)  # the run itself is not failed
 
 
-def test_pytest_html_gets_isobench_columns_and_summary(suite: pytest.Pytester) -> None:
+@pytest.mark.parametrize("dist", [[], ["-n", "2"]], ids=["single", "xdist2"])
+def test_pytest_html_gets_isobench_columns_and_summary(suite: pytest.Pytester, dist: list[str]) -> None:
     pytest.importorskip("pytest_html", reason="pytest-html is optional; pip install 'pytest-isobench[test]'")
-    result = suite.runpytest("--isobench-agent=noop", *FAST, "--html=ph.html", "--self-contained-html")
+    result = suite.runpytest("--isobench-agent=noop", *FAST, *dist, "--html=ph.html", "--self-contained-html")
     result.assert_outcomes(failed=2)
     page = (suite.path / "ph.html").read_text(encoding="utf-8")
     assert "% vs human" in page and 'data-column-type="isobench-quadrant"' in page
@@ -130,6 +131,12 @@ def test_pytest_html_gets_isobench_columns_and_summary(suite: pytest.Pytester) -
     assert len(re.findall(r"col-isobench-verdict\S{0,12}?(?:>|&gt;)worse", page)) == 2, "no verdict cells"
     assert len(re.findall(r"col-isobench-quadrant\S{0,12}?(?:>|&gt;)unscored", page)) == 2
     assert "ISO-Bench</h2>" in page and "hard%" in page
+
+
+def test_collect_only_writes_no_report(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--isobench-agent=noop", "--collect-only", "--isobench-html=r.html")
+    assert result.ret == pytest.ExitCode.OK
+    assert not (suite.path / "r.html").exists()
 
 
 def test_without_pytest_html_the_plugin_runs(suite: pytest.Pytester) -> None:

@@ -27,7 +27,7 @@ def register(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or COLLECTOR_KEY not in config.stash:
         return
     settings = config.stash[SETTINGS_KEY]
-    if settings.html is not None:
+    if settings.html is not None and not config.option.collectonly:
         config.pluginmanager.register(HtmlReport(settings.html), HTML_PLUGIN)
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(PytestHtmlColumns(), PYTEST_HTML_PLUGIN)
