@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .report.runs import Source, columns, labelled_records, load_sources
 from .tasks import (
     BrokenTaskFile,
     CatalogEntry,
@@ -80,17 +81,12 @@ def _hashes(args: argparse.Namespace) -> int:
 
 def _summarize(args: argparse.Namespace) -> int:
     from .report import agent_costs, render_agent_costs
-    from .results import OutcomesFileError, read_outcomes
     from .scoring import LEGEND, render_table, summarize
 
-    skipped: list[str] = []
-    try:
-        records = read_outcomes(Path(args.path), skipped)
-    except OutcomesFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    loaded = _load_runs(args.paths)
+    if loaded is None:
         return 2
-    for line in skipped:
-        print(f"warning: {line}", file=sys.stderr)
+    records = labelled_records(columns(loaded))
     groups = summarize(records)
     agents = agent_costs(records)
     if args.format == "json":
@@ -103,6 +99,112 @@ def _summarize(args: argparse.Namespace) -> int:
             print()
             for line in render_agent_costs(agents):
                 print(line)
+    return 0
+
+
+def _load_runs(paths: Sequence[str]) -> list[Source] | None:
+    """The runs named on the command line; None (after saying why on stderr) when one cannot be read."""
+    from .results import OutcomesFileError
+
+    skipped: list[str] = []
+    try:
+        sources = load_sources([Path(p) for p in paths], skipped)
+    except OutcomesFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    for line in skipped:
+        print(f"warning: {line}", file=sys.stderr)
+    return sources
+
+
+def _task_roots(given: Sequence[str]) -> list[Path]:
+    if given:
+        return [Path(p) for p in given]
+    return [Path(p) for p in os.environ.get("ISOBENCH_TASKS", "tasks").split(os.pathsep) if p]
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report.html import catalog_info, write_report
+
+    roots = _task_roots(args.tasks)
+    for root in roots:
+        if args.tasks and not root.exists():
+            print(f"error: --tasks {root} does not exist (give a task file or a task root)", file=sys.stderr)
+            return 2
+    sources = _load_runs(args.paths)
+    if sources is None:
+        return 2
+    output = Path(args.output)
+    if output.is_dir():
+        print(
+            f"error: -o {output} is a folder; give the HTML file to write, e.g. {output}/report.html",
+            file=sys.stderr,
+        )
+        return 2
+    cache = args.cache_dir or os.environ.get("ISOBENCH_CACHE_DIR") or ".isobench/cache"
+    write_report(sources, output, catalog_info(roots), title=args.title, cache_dir=Path(cache))
+    print(f"wrote {output} ({sum(len(s.records) for s in sources)} outcomes from {len(sources)} run(s))")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .report.runs import compare, render_compare
+
+    sources = _load_runs([args.run_a, args.run_b])
+    if sources is None:
+        return 2
+    a, b = sources
+    try:
+        result = compare(columns([a]), columns([b]))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps({"a": str(args.run_a), "b": str(args.run_b), **result}, indent=2))
+    else:
+        for line in render_compare(result, f"{a.label} ({args.run_a})", f"{b.label} ({args.run_b})"):
+            print(line)
+    return 0
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    roots = _task_roots(args.tasks)
+    for root in roots:
+        if not root.exists():
+            print(f"error: task root {root} does not exist (give --tasks PATH)", file=sys.stderr)
+            return 2
+    entries = load_catalog(roots)
+    loaded = [e for e in entries if isinstance(e, LoadedTask)]
+    try:
+        chosen = select_tasks(loaded, [], args.keyword, args.markexpr)
+    except Exception as exc:  # pytest's expression parser: a bad -k / -m
+        print(f"error: bad selection expression: {exc}", file=sys.stderr)
+        return 2
+    rows = [
+        {
+            "id": e.id,
+            "repo": e.task.repo,
+            "mode": e.task.benchmark.mode,
+            "metric": e.task.benchmark.metric,
+            "model": e.task.benchmark.model,
+            "gpus": e.task.benchmark.gpus or 0,
+            "status": e.task.status,
+            "title": e.task.title,
+        }
+        for e in chosen
+    ]
+    broken = [e for e in entries if isinstance(e, BrokenTaskFile)]
+    if args.format == "json":
+        print(json.dumps({"tasks": rows, "broken": [b.message for b in broken]}, indent=2))
+        return 0
+    keys = ("id", "repo", "mode", "metric", "model", "gpus", "status")
+    cells = [list(keys)] + [["-" if r[k] is None else str(r[k]) for k in keys] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(keys))]
+    for row in cells:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())
+    print(f"{len(rows)} task(s)" + (f"; {len(broken)} broken task file(s) left out" if broken else ""))
+    for bad in broken:
+        print(f"broken: {bad.message.splitlines()[0]}", file=sys.stderr)
     return 0
 
 
@@ -214,9 +316,51 @@ def build_parser() -> argparse.ArgumentParser:
         "summarize",
         help="rebuild the summary table and the agents' spending from outcomes, running nothing",
     )
-    summary.add_argument("path", help="an outcomes.jsonl file or a run directory")
+    summary.add_argument(
+        "paths", nargs="+", metavar="PATH", help="outcomes.jsonl files or run directories (one row per agent)"
+    )
     summary.add_argument("--format", choices=("text", "json"), default="text")
     summary.set_defaults(func=_summarize)
+    report = sub.add_parser(
+        "report", help="write the HTML report of one or more runs (every agent side by side), running nothing"
+    )
+    report.add_argument("paths", nargs="+", metavar="RUN", help="run directories or outcomes.jsonl files")
+    report.add_argument("-o", "--output", default="report.html", help="the HTML file (default: report.html)")
+    report.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="task roots for titles, descriptions and the human patches (default: tasks, env ISOBENCH_TASKS)",
+    )
+    report.add_argument("--title", default="ISO-Bench report", help="the page's title")
+    report.add_argument(
+        "--cache-dir",
+        help="the harness cache, where cloned task repositories give the human patches (default:"
+        " .isobench/cache, env ISOBENCH_CACHE_DIR; nothing is fetched)",
+    )
+    report.set_defaults(func=_report)
+    comp = sub.add_parser(
+        "compare", help="the tasks whose verdict or quadrant differs between two runs; hard %% and true %%"
+    )
+    comp.add_argument("run_a", metavar="RUN_A", help="run directory or outcomes.jsonl (before)")
+    comp.add_argument("run_b", metavar="RUN_B", help="run directory or outcomes.jsonl (after)")
+    comp.add_argument("--format", choices=("text", "json"), default="text")
+    comp.set_defaults(func=_compare)
+    listing = sub.add_parser(
+        "tasks", help="list tasks: repo, mode, metric, model, GPUs, status (the same selection as pytest)"
+    )
+    listing.add_argument("-k", dest="keyword", metavar="EXPR", help="as pytest -k: task ids and marker names")
+    listing.add_argument("-m", dest="markexpr", metavar="MARKEXPR", help="as pytest -m: marker expression")
+    listing.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="task root (default: tasks, env ISOBENCH_TASKS)",
+    )
+    listing.add_argument("--format", choices=("text", "json"), default="text")
+    listing.set_defaults(func=_tasks)
     clean = sub.add_parser(
         "cleanup",
         help="end the local backend's leftover processes (after a killed pytest); remove the docker"

@@ -130,6 +130,10 @@ REDACT_HELP = (
     "one more variable whose value is a secret, redacted from artifacts, logs and reports (repeatable;"
     " default: none beyond *_API_KEY, *_TOKEN, *_SECRET, *_PASSWORD and the known key names)"
 )
+HTML_HELP = (
+    "write the run's HTML report to PATH when the session ends (controller only; also under pytest-xdist);"
+    " a self-contained page: the summary, every task's verdicts and evidence (default: none)"
+)
 PRUNE_HELP = (
     "docker: when the engine's disk runs low, remove the project's images, least recently used first"
     " (default: off)"
@@ -205,6 +209,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-model-cache", "isobench_model_cache", "string", MODEL_CACHE_HELP),
     ("--isobench-dataset-cache", "isobench_dataset_cache", "string", DATASET_CACHE_HELP),
     ("--isobench-measure-network", "isobench_measure_network", "string", MEASURE_NETWORK_HELP),
+    ("--isobench-html", "isobench_html", "string", HTML_HELP),
 )
 # Repeatable variable names (the env var and ini value: names separated by commas or spaces).
 _NAME_LISTS: tuple[tuple[str, str, str], ...] = (
@@ -267,6 +272,7 @@ class Settings:
     agent_budget_usd: float | None = None
     agent_max_tokens: int | None = None
     cli_paths: dict[str, str] = field(default_factory=dict)
+    html: Path | None = None  # --isobench-html: the report written at session end
 
     @property
     def dataset_dir(self) -> Path:
@@ -486,6 +492,7 @@ def resolve(config: pytest.Config) -> Settings:
         agent_budget_usd=_optional_number(config, "isobench_agent_budget_usd", None, float, 0.0001),
         agent_max_tokens=_optional_number(config, "isobench_agent_max_tokens", None, int, 1),
         cli_paths=_cli_paths(config),
+        html=_optional_path(config, "isobench_html"),
         **_docker_settings(config),
     )
     if settings.backend == "docker":

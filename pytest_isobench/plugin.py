@@ -10,6 +10,7 @@ from . import hookspecs, secrets, session
 from .collect import task_params
 from .keys import CATALOG_KEY, SETTINGS_KEY
 from .options import add_options, env_help_lines
+from .report import hooks as report_hooks
 
 pytest_plugins = ["pytest_isobench.fixtures"]
 
@@ -36,10 +37,12 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object
 def pytest_configure(config: pytest.Config) -> None:
     """Every process: settings, catalog, markers, agent; the controller also gets the collector."""
     session.configure(config)
+    report_hooks.register(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Unregister what pytest_configure registered."""
+    report_hooks.unregister(config)
     session.unconfigure(config)
 
 

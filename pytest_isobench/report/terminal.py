@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from .gate import inconclusive_text
-from .keys import WIRE_KEY
-from .results import Outcome, append_outcome
-from .scoring import AGENT_WIDTH, LEGEND, agent_slug, gain_not_measurable, render_table, summarize
+from ..gate import inconclusive_text
+from ..keys import WIRE_KEY
+from ..results import Outcome, append_outcome
+from ..scoring import AGENT_WIDTH, LEGEND, agent_slug, gain_not_measurable, render_table, summarize
 
 
 class JsonDict(dict[str, Any]):
@@ -161,7 +161,7 @@ def judge_summary(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     judged = [r["soft"] for r in records if r.get("soft")]
     if not judged:
         return None
-    from .judge import agreement
+    from ..judge import agreement
 
     specs = judged[0].get("specs", [])
     same = [soft for soft in judged if soft.get("specs") == specs]
@@ -188,7 +188,7 @@ def _attempt(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
     A model API failure errors the task without an ``agent_run``; it counts as an attempt that ended
     with ``api_error`` (its tokens and cost are not known).
     """
-    from .agents.cli import ModelApiError
+    from ..agents.cli import ModelApiError
 
     run = record.get("agent_run") or {}
     if run:
@@ -206,7 +206,7 @@ def agent_costs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     Only agents whose attempts record some of ``SPEND_FIELDS`` (CLI agents; a command agent the harness
     stopped) are listed: human, noop and replay spend nothing the harness could count.
     """
-    from .agents.cli import STOP_REASONS
+    from ..agents.cli import STOP_REASONS
 
     runs: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
