@@ -43,6 +43,7 @@ from pytest_isobench.agents.cli import (
 )
 from pytest_isobench.options import Settings
 from pytest_isobench.pipeline import Job, run_job
+from pytest_isobench.pricing import cost_usd
 from pytest_isobench.sandbox import engine, images
 from pytest_isobench.sandbox.base import SandboxError
 from pytest_isobench.sandbox.docker import DockerSandbox, bridge_gateway
@@ -364,12 +365,14 @@ def test_a_folder_or_a_virtual_environment_tool_is_a_clear_error(tmp_path: Path)
     assert images.tool_files({"cli": plain}) == {"cli": (plain, f"{images.TOOLS_DIR}/cli/plain-cli")}
 
 
-# -- the real Claude Code CLI in its layer, against the fake Anthropic API on the bridge gateway -------
+# -- the real Claude Code CLI in its layer, through the model gateway to the fake Anthropic API --------
 
 
 def test_claude_code_fixes_a_smoke_task_in_its_container(tmp_path: Path) -> None:
-    """``claude-code`` under the docker backend: the bundled CLI baked into the agent layer talks to the
-    fake model through the bridge gateway, applies the smoke task's fix, and the task passes."""
+    """``claude-code`` under the docker backend, by default: the bundled CLI baked into the agent layer
+    runs in a container with no network and reaches the fake model (on this host's loopback) only
+    through the model gateway, which holds the key; it applies the smoke task's fix and the task passes,
+    with the cost the gateway counted from the upstream's usage."""
     need_docker()
     found = shutil.which("claude") or bundled_cli()
     if found is None:
@@ -381,11 +384,11 @@ def test_claude_code_fixes_a_smoke_task_in_its_container(tmp_path: Path) -> None
     report = tmp_path / "report.json"
     argv = [sys.executable, "-m", "pytest", "--isobench-agent=claude-code", "-m", "smoke",
             "-k", "smoke-latency", "-p", "no:cacheprovider", "--isobench-backend=docker",
-            "--isobench-agent-network=bridge", f"--isobench-claude-cli={claude}",
+            f"--isobench-claude-cli={claude}",
             f"--isobench-runs-dir={tmp_path / 'runs'}", f"--isobench-cache-dir={tmp_path / 'cache'}",
             "--json-report", f"--json-report-file={report}"]  # fmt: skip
     root = Path(__file__).resolve().parents[1]
-    with FakeAnthropicAgent("fix", host=bridge_gateway()) as fake:
+    with FakeAnthropicAgent("fix") as fake:  # on 127.0.0.1: no container can reach it but the gateway
         env["ANTHROPIC_BASE_URL"] = fake.base_url
 
         def smoke_run(*extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -410,7 +413,12 @@ def test_claude_code_fixes_a_smoke_task_in_its_container(tmp_path: Path) -> None
         "output": totals.output_tokens,
         "cached": totals.cache_read_input_tokens,
     }
-    assert run["cost_source"] == "cli" and run["cost_usd"] > 0
+    assert run["cli_tokens"] == run["tokens"]  # what the CLI counted in its container, and the gateway
+    fresh = totals.input_tokens + totals.cache_creation_input_tokens
+    upstream_cost = cost_usd("claude-sonnet-4-5", fresh + totals.cache_read_input_tokens,
+                             totals.output_tokens, totals.cache_read_input_tokens)  # fmt: skip
+    assert run["cost_source"] == "gateway" and run["cost_usd"] == pytest.approx(upstream_cost, abs=2e-6)
+    assert run["gateway"]["calls"] == len(requests) and run["gateway"]["errors"] == 0
     # It ran from the agent layer: an image of this CLI's content, used by this run.
     with claude.open("rb") as binary:
         digest = hashlib.file_digest(binary, "sha256").hexdigest()
