@@ -2,14 +2,16 @@
 
 - The agent container (``sleep infinity`` under an init) bind-mounts the working copy at the same path
   as on the host, so the pipeline's paths stay valid. The agent runs as a non-root user that owns the
-  working copy, with no network by default, CPU, memory and pid limits; its time budget is enforced by
+  working copy, with no network (through the model gateway: a relay on its loopback, below), CPU,
+  memory and pid limits; its time budget is enforced by
   killing the whole container. The one-commit history, the leak check and the patch (``git diff``
   against a root-only copy of the base history) are all made inside it.
 - One measurement container per variant mounts only that variant's tree (the agent's code never sees
   the human tree); server and benchmark client run in it, with leased GPUs, shared memory and the
   model cache, no network by default (the readiness poll runs inside it) and no keys at all.
 - No key of the harness's environment goes into a container: the agent gets only the variables named
-  with ``--isobench-agent-env`` (secret ones only when it has a network, for its model's API).
+  with ``--isobench-agent-env`` (secret ones only with the opt-out ``--isobench-agent-network=bridge``)
+  and, through the gateway, the attempt's token.
 - Host paths under the runs folder that a command names (``{result_dir}``, the prompt file) are
   copied in before and results copied out after; the artifact folders are never mounted.
 
@@ -26,9 +28,15 @@ their CLI binary). They are baked into an agent layer on top of the task's image
 (``images.ensure_agent_image``: ``/opt/isobench/tools/<name>/<file>``, tagged by the base image's id
 and the tools' content, built offline and reused), so the agent container installs nothing; the agent
 finds them through ``tool_paths``. The CLI's home (a folder under the runs folder named by ``HOME``)
-is copied in with its config files and copied back after the run. The CLI reaches its model API only
-with ``--isobench-agent-network=bridge``; a model server on this host must listen on the bridge's
-gateway address (:func:`bridge_gateway`), not on 127.0.0.1.
+is copied in with its config files and copied back after the run.
+
+Through the model gateway (``--isobench-agent-network=gateway``, the default for CLI agents) the agent
+container still has no network: the gateway's unix socket folder is mounted read-only and
+``gateway/relay.py`` runs as root inside it, serving that socket on ``127.0.0.1:RELAY_PORT`` (the
+agent's user can neither stop nor replace it). A Docker ``--internal`` network is no substitute: a
+container on one reaches services on every address of the host. With the opt-out ``bridge`` the
+container gets the engine's default bridge and the keys; a model server on this host must then listen
+on the bridge's gateway address (:func:`bridge_gateway`), not on 127.0.0.1.
 """
 
 from __future__ import annotations
