@@ -245,7 +245,10 @@ def test_the_home_comes_back_whole_and_odd_files_do_not_break_the_copy(
     task = load(task_file)
     repo = materialise(task, task_file, settings.cache_dir / "repos")
     workspace = settings.work_dir / run_id / task.id / "fake"
-    box = DockerSandbox(SandboxSpec(task, task_file, repo, workspace, settings, agent_tools={"cli": script}))
+    spec = SandboxSpec(
+        task, task_file, repo, workspace, settings, agent_tools={"cli": script}, agent_network="bridge"
+    )
+    box = DockerSandbox(spec)
     try:
         workdir = box.agent_workdir()
         home = settings.runs_dir / run_id / task.id / "fake" / "agent-home"

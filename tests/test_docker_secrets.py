@@ -51,7 +51,8 @@ def test_containers_get_only_the_named_variables_and_keys_only_with_a_network(
     names = ("OPENAI_API_KEY", "MODEL_URL")
     for network, expected in (("none", {"MODEL_URL"}), ("bridge", {"OPENAI_API_KEY", "MODEL_URL"})):
         settings = docker_settings(tmp_path, agent_env=names, agent_network=network)
-        box = DockerSandbox(SandboxSpec(task, task_file, repo, tmp_path / "ws" / network, settings))
+        spec = SandboxSpec(task, task_file, repo, tmp_path / "ws" / network, settings, agent_network=network)
+        box = DockerSandbox(spec)
         try:
             agent = box.environment()
             assert {
@@ -169,7 +170,7 @@ def test_canary_run_docker(
     run_id = inspector.run_id
     canary_project(pytester, catch, fake_llm, monkeypatch)
     args = canary_args(pytester, catch)
-    # The agent asks for a key, but has no network to use it with: it does not get it.
+    # The agent asks for a key, but only the opt-out (bridge) puts keys in a container: it does not get it.
     args += [
         "--isobench-backend=docker",
         f"--isobench-run-id={run_id}",
@@ -185,7 +186,9 @@ def test_canary_run_docker(
     assert "harvested_env.txt" in (art / "patch.diff").read_text()  # the agent did its work
     assert "embeds_secret" not in outcome["patch"]
     assert catch.bodies == []
-    result.stdout.fnmatch_lines(["*OPENAI_API_KEY is not passed to the agent: it has no network*"])
+    result.stdout.fnmatch_lines(
+        ["*OPENAI_API_KEY is not passed to the agent: keys stay outside its container*"]
+    )
     containers = inspector.stop()
     assert len(containers) >= 4, "the poller missed the containers"  # the agent's, one per variant
     assert in_text("\n".join(containers), canaries) == []

@@ -296,6 +296,15 @@ def test_usage_is_read_from_every_shape(api: str, stream: bool, raw: bytes, expe
     assert (None if usage is None else (usage.input, usage.output, usage.cached)) == expected
 
 
+def test_it_listens_on_loopback_and_a_private_socket_only(gateway: Gateway) -> None:
+    assert gateway._runner is not None
+    tcp = [a for a in gateway._runner.addresses if isinstance(a, tuple)]
+    assert [a[0] for a in tcp] == ["127.0.0.1"]
+    assert [a for a in gateway._runner.addresses if not isinstance(a, tuple)] == [str(gateway.socket_path)]
+    assert gateway.socket_path.stat().st_mode & 0o777 == 0o600
+    assert gateway.socket_path.parent.stat().st_mode & 0o077 == 0  # mkdtemp: the owner's alone
+
+
 def test_calls_file_name_is_what_the_outcome_points_at(gateway: Gateway, tmp_path: Path) -> None:
     ledger = gateway.open("n1", tmp_path)
     assert ledger.log_path == tmp_path / CALLS_FILE and ledger.summary()["log"] == CALLS_FILE
