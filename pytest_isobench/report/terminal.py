@@ -266,7 +266,7 @@ SPEND_COLUMNS = (
     ("turns", "turns", ">"),
     ("ended", "ended", "<"),
 )
-SOURCE_NAMES = {"cli": "CLI", "price_table": "prices"}
+SOURCE_NAMES = {"cli": "CLI", "price_table": "prices", "gateway": "gateway"}
 
 
 def render_agent_costs(rows: list[dict[str, Any]]) -> list[str]:
@@ -322,7 +322,11 @@ def _usd(value: float | None) -> str:
 
 
 def _source_text(source: str) -> str:
-    texts = {"cli": "from the CLI", "price_table": "priced from tokens (--isobench-prices)"}
+    texts = {
+        "cli": "from the CLI",
+        "price_table": "priced from tokens (--isobench-prices)",
+        "gateway": "counted by the model gateway (--isobench-prices)",
+    }
     return texts.get(source, f"from {source}")
 
 
