@@ -362,7 +362,13 @@ def _model_access(job: Job, sandbox: Sandbox, spec: SandboxSpec) -> ModelAccess 
         max_tokens=settings.agent_max_tokens,
     )
     try:
-        return gateway_access(sandbox.model_endpoint(), ledger)
+        endpoint = getattr(sandbox, "model_endpoint", None)
+        if endpoint is None:
+            raise SandboxError(
+                f"the {settings.backend} backend cannot reach the model gateway (its sandbox has no"
+                " model_endpoint()); use --isobench-agent-network=bridge or none"
+            )
+        return gateway_access(endpoint(), ledger)
     except BaseException:
         ledger.revoke()
         raise
