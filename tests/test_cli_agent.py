@@ -193,6 +193,7 @@ def test_executable_rejects_folders_and_plain_files(tmp_path: Path) -> None:
         ("--isobench-agent-max-turns=0", "*--isobench-agent-max-turns: '0' must be at least 1*"),
         ("--isobench-agent-max-turns=many", "*--isobench-agent-max-turns: 'many' is not a valid int*"),
         ("--isobench-agent-budget-usd=free", "*--isobench-agent-budget-usd: 'free' is not a valid float*"),
+        ("--isobench-agent-max-tokens=0", "*--isobench-agent-max-tokens: '0' must be at least 1*"),
     ],
 )
 def test_bad_limits_are_usage_errors(pytester: pytest.Pytester, option: str, message: str) -> None:
@@ -212,15 +213,17 @@ def test_limits_reach_the_agent_and_none_lifts_them(pytester: pytest.Pytester) -
         @pytest.hookimpl(trylast=True)
         def pytest_configure(config):
             s = config.stash[SETTINGS_KEY]
-            print("LIMITS", json.dumps([s.agent_max_turns, s.agent_budget_usd, s.cli_paths]))
+            print("LIMITS", json.dumps([s.agent_max_turns, s.agent_budget_usd, s.cli_paths,
+                                        s.agent_max_tokens, s.agent_network]))
         """
     )
     write_source_task(pytester.path / "tasks", "toy-one")
     tasks = f"--isobench-tasks={pytester.path / 'tasks'}"
     default = pytester.runpytest_subprocess("--isobench-agent=human", tasks, "--collect-only", "-s")
-    default.stdout.fnmatch_lines(["LIMITS [120, null, {}]"])
+    default.stdout.fnmatch_lines(['LIMITS [120, null, {}, null, "auto"]'])
     given = pytester.runpytest_subprocess(
         "--isobench-agent=human", tasks, "--collect-only", "-s", "--isobench-agent-max-turns=none",
         "--isobench-agent-budget-usd=2.5", "--isobench-codex-cli=/opt/codex",
+        "--isobench-agent-max-tokens=50000", "--isobench-agent-network=bridge",
     )  # fmt: skip
-    given.stdout.fnmatch_lines(['LIMITS [null, 2.5, {"codex": "/opt/codex"}]'])
+    given.stdout.fnmatch_lines(['LIMITS [null, 2.5, {"codex": "/opt/codex"}, 50000, "bridge"]'])

@@ -44,7 +44,7 @@ def test_an_unreachable_engine_is_a_usage_error_that_says_how_to_fix_it(
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        ("--isobench-agent-network=wifi", "*'wifi' is not one of: none, bridge*"),
+        ("--isobench-agent-network=wifi", "*'wifi' is not one of: auto, gateway, none, bridge*"),
         ("--isobench-agent-memory=lots", "*'lots' is not a size such as 512m or 16g*"),
         ("--isobench-gpus=0,0", "*names a GPU twice*"),
     ],
