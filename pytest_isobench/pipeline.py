@@ -145,6 +145,64 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
     return outcome
 
 
+def solve_job(job: Job, progress: Progress | None = None) -> None:
+    """The stages up to and including the patch (prepare, solve), recorded for ``run_job`` to resume.
+
+    Nothing happens when the patch or the whole outcome is already recorded; trouble is recorded as
+    ``run_job`` records it (an error outcome) and raised as InfrastructureError.
+    """
+    say = progress or (lambda _message: None)
+    art = job.artifacts
+    patched = (art / "patch.diff").is_file() and (art / "agent.json").is_file()
+    if patched or _recorded_ok(art / "outcome.json"):
+        return
+    started = time.monotonic()
+    try:
+        check_inputs(job.task, job.settings.dataset_dir, job.settings.model_cache)
+        say("preparing the task repository")
+        repo = materialise(
+            job.task,
+            job.entry.path,
+            job.settings.cache_dir / "repos",
+            timeout_s=job.settings.clone_timeout_s,
+            progress=say,
+        )
+        workspace = job.settings.work_dir / job.run_id / job.task.id / art.name
+        tools = job.agent.tools() if hasattr(job.agent, "tools") else {}
+        sandbox = job.sandbox_factory(
+            SandboxSpec(job.task, job.entry.path, repo, workspace, job.settings, say, agent_tools=tools)
+        )
+        try:
+            _solve(job, sandbox, repo, say)
+        finally:
+            sandbox.close()
+    except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
+        outcome = Outcome(
+            task_id=job.task.id,
+            repo=job.task.repo,
+            agent=job.agent_spec,
+            run_id=job.run_id,
+            hints=job.settings.hints,
+            artifacts=str(art),
+            status="error",
+            error=f"{type(exc).__name__}: {exc}",
+            duration_s=round(time.monotonic() - started, 3),
+        )
+        if isinstance(exc, ModelApiError):
+            outcome.agent_run = exc.agent_run
+        redact_tree(art)
+        outcome = _record(job, outcome)
+        raise InfrastructureError(outcome.error or "infrastructure error", outcome) from None
+
+
+def _recorded_ok(path: Path) -> bool:
+    """Whether ``path`` holds an outcome with status ok (what ``run_job`` returns as is)."""
+    try:
+        return Outcome.model_validate_json(path.read_text(encoding="utf-8")).status == "ok"
+    except (OSError, ValueError):
+        return False
+
+
 def _record(job: Job, outcome: Outcome) -> Outcome:
     """Store the outcome, redacted; the redacted outcome is also what the reports get."""
     clean = Outcome.model_validate(redact_data(outcome.to_wire()))
