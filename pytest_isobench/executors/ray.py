@@ -80,6 +80,9 @@ class _Submitted:
     measure: Any
     submitted: float = field(default_factory=time.monotonic)
     solve_seen: bool = False
+    solve_ok: bool = (
+        False  # the agent stage answered (whatever its status): a later loss is the measurement's
+    )
 
 
 class RayExecutor:
@@ -204,7 +207,10 @@ class RayExecutor:
             ready, _ = ray.wait([handle.measure], timeout=POLL_S)
             if not handle.solve_seen and ray.wait([handle.solve], timeout=0)[0]:
                 handle.solve_seen = True
-                self._take_solve(job, handle, progress)
+                lost = self._take_solve(job, handle, progress)
+                if lost is not None:  # the measure stage would wait for a node that can run it
+                    self._cancel(handle)
+                    raise self._error(job, self._describe(lost, "agent"))
             if ready:
                 break
             if self.timeout_s is not None and time.monotonic() - handle.submitted > self.timeout_s:
@@ -214,18 +220,22 @@ class RayExecutor:
         try:
             answer: dict[str, Any] = ray.get(handle.measure)
         except ray.exceptions.RayError as exc:
-            raise self._error(job, self._describe(exc, handle)) from None
+            stage = "measurement" if handle.solve_ok else "agent"
+            raise self._error(job, self._describe(exc, stage)) from None
         return answer
 
-    def _take_solve(self, job: Job, handle: _Submitted, progress: Progress) -> None:
-        """Bring the patch back as soon as the agent stage ends (it survives a lost measurement)."""
+    def _take_solve(self, job: Job, handle: _Submitted, progress: Progress) -> ray.exceptions.RayError | None:
+        """Bring the patch back as soon as the agent stage ends (it survives a lost measurement);
+        the error when the agent stage was lost."""
         try:
             solved: dict[str, Any] = ray.get(handle.solve)
-        except ray.exceptions.RayError:
-            return  # the measure stage fails with it; reported from there
+        except ray.exceptions.RayError as exc:
+            return exc
+        handle.solve_ok = True
         unpack_dir(solved["artifacts"], job.artifacts)
         _merge_placement(job.artifacts, {"solve": _record_of(solved)})
         progress(f"agent stage done on {solved['placement']['node']} ({solved['status']})")
+        return None
 
     def _check_alive(self, job: Job, handle: _Submitted) -> None:
         if time.monotonic() - self._last_alive < ALIVE_EVERY_S:
@@ -243,10 +253,9 @@ class RayExecutor:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
 
-    def _describe(self, exc: ray.exceptions.RayError, handle: _Submitted) -> str:
-        """What went wrong, naming the node where Ray says (or the stage ran)."""
+    def _describe(self, exc: ray.exceptions.RayError, stage: str) -> str:
+        """What went wrong in a stage, naming the node where Ray's message does."""
         text = str(exc)
-        stage = "agent" if not handle.solve_seen else "measurement"
         node = _node_named(text)
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
         where = f" on node {node}" if node else ""
