@@ -172,6 +172,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
         "docker backend: GPU lease locks (default: <tmp>/isobench-gpu-locks)",
     ),
     ("ISOBENCH_DOCKER_DIR", "docker backend: the image templates folder (default: the project's docker/)"),
+    ("ISOBENCH_NODE_DIR", "ray executor: a node's runs and caches (default: <tmp>/isobench-nodes/<node id>)"),
     (
         "ISOBENCH_PRUNE_MIN_FREE_GB",
         "docker backend: free GB below which --isobench-prune acts (default 50)",
