@@ -214,3 +214,18 @@ def test_solve_job_records_the_patch_once(tmp_path: Path, toy: Path) -> None:
     assert "0.02" in patch.read_text()
     solve_job(the_job)  # resumed: nothing runs again
     assert patch.stat().st_mtime_ns == first
+
+
+def test_a_ray_address_that_does_not_answer_is_a_usage_error_at_once(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("ray", reason="the ray extra: pip install 'pytest-isobench[ray]'")
+    import socket
+
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    project(pytester)
+    result = pytester.runpytest_subprocess(
+        *common(pytester), "--isobench-agent=noop", f"--isobench-executor=ray:127.0.0.1:{port}", timeout=120
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*cannot reach the Ray cluster at 127.0.0.1:{port}*ray start --head*"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -104,3 +106,35 @@ def _start(project: Path, args: tuple[str, ...]) -> subprocess.Popen[str]:
         *args,
     ]
     return subprocess.Popen(argv, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_ctrl_c_cancels_what_was_submitted_and_leaves_no_agent_running(cluster: Any, tmp_path: Path) -> None:
+    project = smoke_project(tmp_path / "project")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    agent = f"command:echo $$ > {marks}/pid; sleep 600"
+    args = (f"--isobench-agent={agent}", "-k", "smoke-latency", f"--isobench-executor=ray:{cluster.address}")
+    runner = _start(project, args)
+    try:
+        wait_for(marks / "pid", 240)
+        time.sleep(1)  # the shell is now in its sleep
+        runner.send_signal(signal.SIGINT)
+        stdout, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == pytest.ExitCode.INTERRUPTED, stdout[-3000:]
+    agent_pid = int((marks / "pid").read_text())
+    deadline = time.monotonic() + 60
+    while _alive(agent_pid):
+        assert time.monotonic() < deadline, f"the agent (pid {agent_pid}) outlived the cancelled run"
+        time.sleep(0.5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from .stages import make_request, pack_dir, run_stage, unpack_dir
 
 MEASURE_RESOURCE = "measure"
 POLL_S = 1.0
+CONNECT_TIMEOUT_S = 10.0
+CANCEL_GRACE_S = 20.0
 # How often a waiting item checks that the cluster still answers, and how long it may take to answer.
 ALIVE_EVERY_S = 15.0
 PLACEMENT_FILE = "executor.json"
@@ -108,7 +111,20 @@ class RayExecutor:
         return executor
 
     def connect(self) -> None:
-        """Join the cluster at ``address`` (None: $RAY_ADDRESS, a running local cluster, else a new one)."""
+        """Join the cluster at ``address`` (None: $RAY_ADDRESS, a running local cluster, else a new one).
+
+        A ``HOST:PORT`` that does not answer is refused at once: Ray itself would retry for minutes.
+        """
+        if self.address and (found := re.fullmatch(r"\[?([^\]/]+?)\]?:(\d+)", self.address)):
+            try:
+                socket.create_connection(
+                    (found.group(1), int(found.group(2))), timeout=CONNECT_TIMEOUT_S
+                ).close()
+            except OSError as exc:
+                raise ValueError(
+                    f"cannot reach the Ray cluster at {self.address} ({exc.strerror or exc}): start it with"
+                    " `ray start --head --port=PORT` or give the head's HOST:PORT"
+                ) from None
         try:
             ray.init(
                 address=self.address,
@@ -191,11 +207,9 @@ class RayExecutor:
 
     def close(self) -> None:
         """Cancel whatever is still submitted (also after Ctrl-C), then leave the cluster."""
-        for handle in self._submitted.values():
-            for ref in (handle.measure, handle.solve):
-                with contextlib.suppress(Exception):
-                    ray.cancel(ref, force=True)
+        refs = [ref for handle in self._submitted.values() for ref in (handle.measure, handle.solve)]
         self._submitted.clear()
+        _cancel(refs)
         with contextlib.suppress(Exception):
             ray.shutdown()
 
@@ -249,9 +263,7 @@ class RayExecutor:
         self._last_alive = time.monotonic()
 
     def _cancel(self, handle: _Submitted) -> None:
-        for ref in (handle.measure, handle.solve):
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+        _cancel([handle.measure, handle.solve])
 
     def _describe(self, exc: ray.exceptions.RayError, stage: str) -> str:
         """What went wrong in a stage, naming the node where Ray's message does."""
@@ -294,6 +306,22 @@ class RayExecutor:
             outcome = Outcome.model_validate({**wire, "artifacts": str(job.artifacts)})
             raise InfrastructureError(message, _record(job, outcome))
         return _record(job, Outcome.model_validate({**wire, "artifacts": str(job.artifacts)}))
+
+
+def _cancel(refs: list[Any]) -> None:
+    """Stop running stages: first as Ctrl-C would (the stage stops its agent's or benchmark's process
+    tree), then, for what is still running after ``CANCEL_GRACE_S``, by killing the worker (Ray also
+    kills the worker's children then, but not theirs: hence the polite round first)."""
+    if not refs:
+        return
+    for ref in refs:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=False)
+    with contextlib.suppress(Exception):
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
+        for ref in running:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
 
 
 def _record(job: Job, outcome: Outcome) -> Outcome:
