@@ -158,22 +158,9 @@ def solve_job(job: Job, progress: Progress | None = None) -> None:
         return
     started = time.monotonic()
     try:
-        check_inputs(job.task, job.settings.dataset_dir, job.settings.model_cache)
-        say("preparing the task repository")
-        repo = materialise(
-            job.task,
-            job.entry.path,
-            job.settings.cache_dir / "repos",
-            timeout_s=job.settings.clone_timeout_s,
-            progress=say,
-        )
-        workspace = job.settings.work_dir / job.run_id / job.task.id / art.name
-        tools = job.agent.tools() if hasattr(job.agent, "tools") else {}
-        sandbox = job.sandbox_factory(
-            SandboxSpec(job.task, job.entry.path, repo, workspace, job.settings, say, agent_tools=tools)
-        )
+        repo, spec, sandbox = _prepare(job, say)
         try:
-            _solve(job, sandbox, repo, say)
+            _solve(job, sandbox, spec, repo, say)
         finally:
             sandbox.close()
     except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
@@ -211,7 +198,8 @@ def _record(job: Job, outcome: Outcome) -> Outcome:
     return clean
 
 
-def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
+def _prepare(job: Job, say: Progress) -> tuple[Path, SandboxSpec, Sandbox]:
+    """The task repository and the job's sandbox (the first stages of ``run_job`` and ``solve_job``)."""
     task = job.task
     check_inputs(task, job.settings.dataset_dir, job.settings.model_cache)  # before any clone or agent
     say("preparing the task repository")
@@ -231,7 +219,12 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
 
         gateway = shared_gateway(job.settings.prices)
     spec = SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say, tools, network, gateway)
-    sandbox = job.sandbox_factory(spec)
+    return repo, spec, job.sandbox_factory(spec)
+
+
+def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
+    task = job.task
+    repo, spec, sandbox = _prepare(job, say)
     try:
         patch, agent_run = _solve(job, sandbox, spec, repo, say)
         _judge(job, repo, patch, outcome, say)
