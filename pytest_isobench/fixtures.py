@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from .keys import AGENT_KEY, EXTRA_JUDGES_KEY, RUN_ID_KEY, SANDBOX_KEY, SETTINGS_KEY, WIRE_KEY
+from .keys import SETTINGS_KEY, WIRE_KEY
 from .options import Settings
 from .progress import reporter
 from .results import Outcome
@@ -43,27 +41,16 @@ def isobench_task(request: pytest.FixtureRequest) -> LoadedTask:
 def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) -> Outcome:
     """Run the agent on the task and measure it; the outcome is recorded before anything is asserted."""
     # Imported here: loading the plugin (collection, --help) should not pay for the whole pipeline.
-    from .pipeline import InfrastructureError, Job, TaskSkipped, check_runnable, run_job
+    from .executors.plugin import executor, job_for
+    from .pipeline import InfrastructureError, TaskSkipped
 
     config = request.config
-    agent = config.stash[AGENT_KEY]
-    settings = config.stash[SETTINGS_KEY]
-    if agent is None or settings.agent is None:
+    job = job_for(config, isobench_task)
+    if job is None:
         pytest.skip(NO_AGENT)
-    extra_judges: dict[str, Any] = config.stash[EXTRA_JUDGES_KEY]
-    job = Job(
-        isobench_task,
-        agent,
-        settings.agent,
-        settings,
-        config.stash[RUN_ID_KEY],
-        config.stash[SANDBOX_KEY],
-        extra_judges=extra_judges,
-    )
     skipped = error = None
     try:
-        check_runnable(job)
-        outcome = run_job(job, progress=reporter(config, job.run_dir, job.task.id))
+        outcome = executor(config).run(job, reporter(config, job.run_dir, job.task.id))
     except TaskSkipped as exc:
         skipped = str(exc)
     except InfrastructureError as exc:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .agents.base import AgentFactory
+    from .executors.base import ExecutorFactory
     from .judge import JudgeFactory
     from .sandbox.base import SandboxFactory
 
@@ -45,4 +46,18 @@ def pytest_isobench_judges() -> Mapping[str, JudgeFactory]:  # type: ignore[empt
 
         def pytest_isobench_judges():
             return {"always-same": lambda arg: AlwaysSame()}
+    """
+
+
+def pytest_isobench_executors() -> Mapping[str, ExecutorFactory]:  # type: ignore[empty-body]
+    """Return extra executors by name; ``--isobench-executor=NAME[:ARG]`` then finds them.
+
+    A factory gets the text after ``NAME:`` (or None) and the settings, and returns an object with
+    ``submit(job)``, ``run(job, progress) -> Outcome`` and ``close()`` (see
+    ``pytest_isobench.executors.base.Executor``). Example (conftest.py)::
+
+        from pytest_isobench.executors.local import LocalExecutor
+
+        def pytest_isobench_executors():
+            return {"inline": LocalExecutor.create}
     """

@@ -8,6 +8,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .agents.base import Agent
+    from .executors.base import Executor
     from .options import Settings
     from .report import RunCollector
     from .sandbox.base import SandboxFactory
@@ -24,3 +25,4 @@ SANDBOX_KEY: pytest.StashKey[SandboxFactory] = pytest.StashKey()
 RUN_ID_KEY: pytest.StashKey[str] = pytest.StashKey()
 COLLECTOR_KEY: pytest.StashKey[RunCollector] = pytest.StashKey()
 EXTRA_JUDGES_KEY: pytest.StashKey[dict[str, Any]] = pytest.StashKey()
+EXECUTOR_KEY: pytest.StashKey[Executor] = pytest.StashKey()

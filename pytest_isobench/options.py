@@ -134,6 +134,19 @@ HTML_HELP = (
     "write the run's HTML report to PATH when the session ends (controller only; also under pytest-xdist);"
     " a self-contained page: the summary, every task's verdicts and evidence (default: none)"
 )
+EXECUTOR_HELP = (
+    "where each task's job runs: local (default: in the pytest process) or ray[:ADDRESS] (a Ray"
+    " cluster: the agent and measurement stages become cluster tasks; default address: $RAY_ADDRESS,"
+    " else a running local cluster, else a new local instance; needs pytest-isobench[ray])"
+)
+EXECUTOR_STORAGE_HELP = (
+    "ray: a folder every node and the controller share, where artifact files too big to travel back"
+    " (over 64 MiB) are copied (default: none; they stay on the node, listed in executor.json)"
+)
+EXECUTOR_TIMEOUT_HELP = (
+    "ray: minutes an item waits for its result once submitted, queueing included, before it errors"
+    " (default: none; a lost node or a cluster that stops answering errors at once)"
+)
 PRUNE_HELP = (
     "docker: when the engine's disk runs low, remove the project's images, least recently used first"
     " (default: off)"
@@ -159,6 +172,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
         "docker backend: GPU lease locks (default: <tmp>/isobench-gpu-locks)",
     ),
     ("ISOBENCH_DOCKER_DIR", "docker backend: the image templates folder (default: the project's docker/)"),
+    ("ISOBENCH_NODE_DIR", "ray executor: a node's runs and caches (default: <tmp>/isobench-nodes/<node id>)"),
     (
         "ISOBENCH_PRUNE_MIN_FREE_GB",
         "docker backend: free GB below which --isobench-prune acts (default 50)",
@@ -210,6 +224,9 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-dataset-cache", "isobench_dataset_cache", "string", DATASET_CACHE_HELP),
     ("--isobench-measure-network", "isobench_measure_network", "string", MEASURE_NETWORK_HELP),
     ("--isobench-html", "isobench_html", "string", HTML_HELP),
+    ("--isobench-executor", "isobench_executor", "string", EXECUTOR_HELP),
+    ("--isobench-executor-storage", "isobench_executor_storage", "string", EXECUTOR_STORAGE_HELP),
+    ("--isobench-executor-timeout", "isobench_executor_timeout", "string", EXECUTOR_TIMEOUT_HELP),
 )
 # Repeatable variable names (the env var and ini value: names separated by commas or spaces).
 _NAME_LISTS: tuple[tuple[str, str, str], ...] = (
@@ -273,6 +290,10 @@ class Settings:
     agent_max_tokens: int | None = None
     cli_paths: dict[str, str] = field(default_factory=dict)
     html: Path | None = None  # --isobench-html: the report written at session end
+    # where jobs run (--isobench-executor NAME[:ARG]), and the ray executor's storage and wait limit
+    executor: str = "local"
+    executor_storage: Path | None = None
+    executor_timeout_min: float | None = None
 
     @property
     def dataset_dir(self) -> Path:
@@ -291,6 +312,10 @@ class Settings:
     @property
     def clone_timeout_s(self) -> float:
         return self.clone_timeout_min * 60.0
+
+    @property
+    def executor_timeout_s(self) -> float | None:
+        return None if self.executor_timeout_min is None else self.executor_timeout_min * 60.0
 
     @property
     def work_dir(self) -> Path:
@@ -494,6 +519,7 @@ def resolve(config: pytest.Config) -> Settings:
         cli_paths=_cli_paths(config),
         html=_optional_path(config, "isobench_html"),
         **_docker_settings(config),
+        **_executor_settings(config),
     )
     if settings.backend == "docker":
         from .sandbox.docker import preflight
@@ -577,6 +603,19 @@ def _docker_settings(config: pytest.Config) -> dict[str, Any]:
         found["model_cache"] = _path(config, "isobench_model_cache", Path())
     found["prune"] = _flag(config, "isobench_prune")
     return found
+
+
+def _executor_settings(config: pytest.Config) -> dict[str, Any]:
+    """``--isobench-executor`` (NAME[:ARG], checked against the registry when the executor is built)."""
+    value, where = _raw(config, "isobench_executor")
+    spec = str(value).strip() if value is not None else "local"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+(:.*)?", spec):
+        raise pytest.UsageError(f"{where}: {value!r} is not NAME or NAME:ARG (e.g. local, ray:HOST:6379)")
+    return {
+        "executor": spec,
+        "executor_storage": _optional_path(config, "isobench_executor_storage"),
+        "executor_timeout_min": _optional_number(config, "isobench_executor_timeout", None, float, 0.001),
+    }
 
 
 def _prices(config: pytest.Config) -> dict[str, tuple[float, ...]] | None:

@@ -145,6 +145,51 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
     return outcome
 
 
+def solve_job(job: Job, progress: Progress | None = None) -> None:
+    """The stages up to and including the patch (prepare, solve), recorded for ``run_job`` to resume.
+
+    Nothing happens when the patch or the whole outcome is already recorded; trouble is recorded as
+    ``run_job`` records it (an error outcome) and raised as InfrastructureError.
+    """
+    say = progress or (lambda _message: None)
+    art = job.artifacts
+    patched = (art / "patch.diff").is_file() and (art / "agent.json").is_file()
+    if patched or _recorded_ok(art / "outcome.json"):
+        return
+    started = time.monotonic()
+    try:
+        repo, spec, sandbox = _prepare(job, say)
+        try:
+            _solve(job, sandbox, spec, repo, say)
+        finally:
+            sandbox.close()
+    except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
+        outcome = Outcome(
+            task_id=job.task.id,
+            repo=job.task.repo,
+            agent=job.agent_spec,
+            run_id=job.run_id,
+            hints=job.settings.hints,
+            artifacts=str(art),
+            status="error",
+            error=f"{type(exc).__name__}: {exc}",
+            duration_s=round(time.monotonic() - started, 3),
+        )
+        if isinstance(exc, ModelApiError):
+            outcome.agent_run = exc.agent_run
+        redact_tree(art)
+        outcome = _record(job, outcome)
+        raise InfrastructureError(outcome.error or "infrastructure error", outcome) from None
+
+
+def _recorded_ok(path: Path) -> bool:
+    """Whether ``path`` holds an outcome with status ok (what ``run_job`` returns as is)."""
+    try:
+        return Outcome.model_validate_json(path.read_text(encoding="utf-8")).status == "ok"
+    except (OSError, ValueError):
+        return False
+
+
 def _record(job: Job, outcome: Outcome) -> Outcome:
     """Store the outcome, redacted; the redacted outcome is also what the reports get."""
     clean = Outcome.model_validate(redact_data(outcome.to_wire()))
@@ -153,7 +198,8 @@ def _record(job: Job, outcome: Outcome) -> Outcome:
     return clean
 
 
-def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
+def _prepare(job: Job, say: Progress) -> tuple[Path, SandboxSpec, Sandbox]:
+    """The task repository and the job's sandbox (the first stages of ``run_job`` and ``solve_job``)."""
     task = job.task
     check_inputs(task, job.settings.dataset_dir, job.settings.model_cache)  # before any clone or agent
     say("preparing the task repository")
@@ -173,7 +219,12 @@ def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
 
         gateway = shared_gateway(job.settings.prices)
     spec = SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say, tools, network, gateway)
-    sandbox = job.sandbox_factory(spec)
+    return repo, spec, job.sandbox_factory(spec)
+
+
+def _run_stages(job: Job, outcome: Outcome, say: Progress) -> None:
+    task = job.task
+    repo, spec, sandbox = _prepare(job, say)
     try:
         patch, agent_run = _solve(job, sandbox, spec, repo, say)
         _judge(job, repo, patch, outcome, say)

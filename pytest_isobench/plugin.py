@@ -8,6 +8,7 @@ import pytest
 
 from . import hookspecs, secrets, session
 from .collect import task_params
+from .executors import plugin as executors
 from .keys import CATALOG_KEY, SETTINGS_KEY
 from .options import add_options, env_help_lines
 from .report import hooks as report_hooks
@@ -35,15 +36,24 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Every process: settings, catalog, markers, agent; the controller also gets the collector."""
+    """Every process: settings, catalog, markers, agent, executor; the controller also gets the collector."""
     session.configure(config)
     report_hooks.register(config)
+    executors.configure(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Unregister what pytest_configure registered."""
-    report_hooks.unregister(config)
-    session.unconfigure(config)
+    """Unregister what pytest_configure registered; the executor cancels what is still submitted."""
+    try:
+        executors.unconfigure(config)
+    finally:
+        report_hooks.unregister(config)
+        session.unconfigure(config)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The selected items' jobs go to the executor at the start of the run (ray submits them all)."""
+    executors.submit_selected(session.config, session.items)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

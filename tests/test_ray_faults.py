@@ -1,0 +1,140 @@
+"""The Ray executor when the cluster fails under it (slow: a cluster of its own, one node is killed)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ray", reason="the ray extra: pip install 'pytest-isobench[ray]'")
+
+from ray_cluster import outcome_of, ray_cluster, run_suite, smoke_project
+
+pytestmark = pytest.mark.slow
+
+HEAD = {"num_cpus": 0, "num_gpus": 0}  # runs nothing: every stage lands on the worker node
+WORKER = {"num_cpus": 2, "num_gpus": 2, "resources": {"measure": 1}}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with ray_cluster(tmp_path_factory.mktemp("nodes"), [HEAD, WORKER]) as running:
+        yield running
+
+
+def wait_for(path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout_s:g} s")
+        time.sleep(0.5)
+
+
+def test_a_node_lost_mid_task_is_an_error_naming_it_and_the_rerun_resumes(
+    cluster: Any, tmp_path: Path
+) -> None:
+    project = smoke_project(tmp_path / "project")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # The agent says it started, then works until told to stop working (a second attempt is quick).
+    agent = f"command:touch {marks}/started; test -e {marks}/resume || sleep 600"
+    args = (f"--isobench-agent={agent}", "-k", "smoke-latency", "--isobench-run-id=lost")
+    args = (*args, f"--isobench-executor=ray:{cluster.address}")
+    (victim,) = list(cluster.worker_nodes)
+    runner = _start(project, args)
+    try:
+        wait_for(marks / "started", 240)
+        kill_node(cluster, victim)
+        stdout, _ = runner.communicate(timeout=300)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    report = json.loads((project / "report.json").read_text())
+    (test,) = report["tests"]
+    assert test["setup"]["outcome"] == "failed", stdout[-3000:]  # E, not F
+    message = test["setup"]["longrepr"]
+    assert "infrastructure error" in message and "lost the agent stage" in message, message
+    assert f"(node {victim.node_id[:8]})" in message  # the node is named
+    (outcome_file,) = (project / "runs" / "lost" / "smoke-latency").glob("*/outcome.json")
+    recorded = json.loads(outcome_file.read_text())
+    assert recorded["status"] == "error" and victim.node_id[:8] in recorded["error"]
+
+    (marks / "resume").touch()
+    cluster.add_node(**WORKER)
+    cluster.wait_for_nodes()
+    _, tests = run_suite(project, *args)
+    outcome = outcome_of(tests["smoke-latency"])
+    assert outcome["status"] == "ok" and outcome["hard"] == "worse"  # nothing changed: the base is slower
+
+
+def kill_node(cluster: Any, node: Any) -> None:
+    """What a host that dies looks like: every process of the node goes at once, workers included."""
+    import psutil  # Ray's own dependency
+
+    raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
+    for process in raylet.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    cluster.remove_node(node, allow_graceful=False)
+
+
+def _start(project: Path, args: tuple[str, ...]) -> subprocess.Popen[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "test_isobench.py",
+        "-p",
+        "no:cacheprovider",
+        "--isobench-tasks=tasks",
+        f"--isobench-runs-dir={project / 'runs'}",
+        f"--isobench-cache-dir={project / 'cache'}",
+        "--isobench-rounds=2",
+        "--isobench-warmup=0",
+        "--json-report",
+        f"--json-report-file={project / 'report.json'}",
+        *args,
+    ]
+    return subprocess.Popen(argv, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_ctrl_c_cancels_what_was_submitted_and_leaves_no_agent_running(cluster: Any, tmp_path: Path) -> None:
+    project = smoke_project(tmp_path / "project")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    agent = f"command:echo $$ > {marks}/pid; sleep 600"
+    args = (f"--isobench-agent={agent}", "-k", "smoke-latency", f"--isobench-executor=ray:{cluster.address}")
+    runner = _start(project, args)
+    try:
+        wait_for(marks / "pid", 240)
+        time.sleep(1)  # the shell is now in its sleep
+        runner.send_signal(signal.SIGINT)
+        stdout, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == pytest.ExitCode.INTERRUPTED, stdout[-3000:]
+    agent_pid = int((marks / "pid").read_text())
+    deadline = time.monotonic() + 60
+    while _alive(agent_pid):
+        assert time.monotonic() < deadline, f"the agent (pid {agent_pid}) outlived the cancelled run"
+        time.sleep(0.5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
