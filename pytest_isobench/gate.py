@@ -57,6 +57,18 @@ def inconclusive_text(detail: dict[str, Any]) -> str:
 
 
 def require_hard_pass(outcome: Outcome) -> None:
-    """Fail the test unless the agent beats or matches the human change (the paper's hard gate)."""
+    """Fail the test unless the agent beats or matches the human change (the paper's hard gate); with
+    ``--isobench-correctness-gate`` also when its correctness check failed."""
     if not is_hard_pass(outcome.hard):
         pytest.fail(gate_message(outcome), pytrace=False)
+    if outcome.correctness == "fail" and outcome.correctness_detail.get("gate"):
+        pytest.fail(correctness_message(outcome), pytrace=False)
+
+
+def correctness_message(outcome: Outcome) -> str:
+    """Why a hard pass still fails under ``--isobench-correctness-gate``."""
+    reason = outcome.correctness_detail.get("reason") or "the checks failed"
+    return (
+        f"{outcome.task_id}: agent {outcome.agent} passes the hard gate ({outcome.hard}) but is incorrect:"
+        f" {reason} (--isobench-correctness-gate); artifacts in {outcome.artifacts}"
+    )

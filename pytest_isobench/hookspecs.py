@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .agents.base import AgentFactory
+    from .correctness.base import CorrectnessCheck
     from .executors.base import ExecutorFactory
     from .judge import JudgeFactory
     from .sandbox.base import SandboxFactory
@@ -60,4 +61,24 @@ def pytest_isobench_executors() -> Mapping[str, ExecutorFactory]:  # type: ignor
 
         def pytest_isobench_executors():
             return {"inline": LocalExecutor.create}
+    """
+
+
+def pytest_isobench_correctness_checks() -> Mapping[str, CorrectnessCheck]:  # type: ignore[empty-body]
+    """Return extra correctness check kinds; a task's ``[correctness]`` with ``kind = NAME`` then runs them.
+
+    A check has a ``kind`` and a ``run(config, ctx) -> dict`` method (see
+    ``pytest_isobench.correctness.base``): ``config`` holds the task file's fields for it (``config.kind``
+    and the rest as extras), ``ctx`` the sandbox, the human and agent trees and an artifacts folder; the
+    dict has ``status`` (pass, fail, error) and ``kind``. Example (conftest.py)::
+
+        class SameFiles:
+            kind = "same_files"
+            def run(self, config, ctx):
+                human, agent = (ctx.tree(v) / config.path for v in ("human", "agent"))
+                same = human.read_bytes() == agent.read_bytes()
+                return {"status": "pass" if same else "fail", "kind": self.kind}
+
+        def pytest_isobench_correctness_checks():
+            return {"same_files": SameFiles()}
     """

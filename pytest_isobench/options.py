@@ -151,6 +151,19 @@ PRUNE_HELP = (
     "docker: when the engine's disk runs low, remove the project's images, least recently used first"
     " (default: off)"
 )
+CORRECTNESS_HELP = (
+    "which agent patches the task's correctness checks run for: passing (default: those that pass the"
+    " hard gate), all, or off"
+)
+CORRECTNESS_GATE_HELP = (
+    "a correctness fail fails the item (pass = hard gate and correct); default: off (recorded only:"
+    " outcome, marker isobench_correctness_fail, summary column 'incorrect')"
+)
+LM_EVAL_DATA_HELP = (
+    "lm_eval checks on an offline machine: a folder of lm-eval task YAMLs over local files (dataset_path:"
+    " json, data_files), passed as lm-eval's --include_path, with Hugging Face offline mode on"
+    " (default: none; the data comes from the hub or the model cache)"
+)
 
 # Environment variables the plugin reads besides the options' own (listed at the end of --help).
 ENV_VARS: tuple[tuple[str, str], ...] = (
@@ -227,6 +240,8 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-executor", "isobench_executor", "string", EXECUTOR_HELP),
     ("--isobench-executor-storage", "isobench_executor_storage", "string", EXECUTOR_STORAGE_HELP),
     ("--isobench-executor-timeout", "isobench_executor_timeout", "string", EXECUTOR_TIMEOUT_HELP),
+    ("--isobench-correctness", "isobench_correctness", "string", CORRECTNESS_HELP),
+    ("--isobench-lm-eval-data", "isobench_lm_eval_data", "string", LM_EVAL_DATA_HELP),
 )
 # Repeatable variable names (the env var and ini value: names separated by commas or spaces).
 _NAME_LISTS: tuple[tuple[str, str, str], ...] = (
@@ -237,6 +252,7 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("--isobench-remeasure", "isobench_remeasure", REMEASURE_HELP),
     ("--isobench-keep-work", "isobench_keep_work", KEEP_WORK_HELP),
     ("--isobench-prune", "isobench_prune", PRUNE_HELP),
+    ("--isobench-correctness-gate", "isobench_correctness_gate", CORRECTNESS_GATE_HELP),
 )
 
 
@@ -294,6 +310,11 @@ class Settings:
     executor: str = "local"
     executor_storage: Path | None = None
     executor_timeout_min: float | None = None
+    # correctness checks: for which patches (passing, all, off), whether a fail fails the item, and
+    # lm-eval's offline task folder
+    correctness: str = "passing"
+    correctness_gate: bool = False
+    lm_eval_data: Path | None = None
 
     @property
     def dataset_dir(self) -> Path:
@@ -487,6 +508,15 @@ def resolve(config: pytest.Config) -> Settings:
     if hints not in (None, "none", "files"):
         raise pytest.UsageError(f"{where}: {hints!r} is not one of: none, files")
     judges, judge_where = _raw(config, "isobench_judge")
+    correctness, where = _raw(config, "isobench_correctness")
+    if correctness not in (None, "passing", "all", "off"):
+        raise pytest.UsageError(f"{where}: {correctness!r} is not one of: passing, all, off")
+    lm_eval_data = _optional_path(config, "isobench_lm_eval_data")
+    if lm_eval_data is not None and not lm_eval_data.is_dir():
+        _, where = _raw(config, "isobench_lm_eval_data")
+        raise pytest.UsageError(
+            f"{where}: {lm_eval_data} is not a folder (give the folder of lm-eval task YAMLs)"
+        )
     state = config.rootpath / ".isobench"
     settings = Settings(
         agent=str(agent).strip() or None if agent is not None else None,
@@ -518,6 +548,9 @@ def resolve(config: pytest.Config) -> Settings:
         agent_max_tokens=_optional_number(config, "isobench_agent_max_tokens", None, int, 1),
         cli_paths=_cli_paths(config),
         html=_optional_path(config, "isobench_html"),
+        correctness=str(correctness or "passing"),
+        correctness_gate=_flag(config, "isobench_correctness_gate"),
+        lm_eval_data=lm_eval_data,
         **_docker_settings(config),
         **_executor_settings(config),
     )

@@ -20,7 +20,6 @@ from typing import Any
 from .agents.base import Agent, AgentRun, SolveContext
 from .agents.cli import ModelApiError
 from .agents.prompt import render_prompt
-from .correctness import check_correctness
 from .gateway.access import ModelAccess, account, direct_access, gateway_access, resolve_network
 from .inputs import check_inputs, with_dataset_dir
 from .measure.benchfiles import BenchmarkFiles
@@ -49,7 +48,7 @@ from .sandbox.base import (
 from .sandbox.disk import DISK_LIMIT
 from .sandbox.gitutil import GitError, git
 from .sandbox.repos import RepoError, file_lock, materialise
-from .scoring import agent_slug, quadrant
+from .scoring import agent_slug, is_hard_pass, quadrant
 from .secrets import contains_secret, redact, redact_data, redact_tree
 from .tasks import LoadedTask, Task
 
@@ -83,6 +82,7 @@ class Job:
     run_id: str
     sandbox_factory: SandboxFactory
     extra_judges: Mapping[str, Any] = field(default_factory=dict)
+    extra_checks: Mapping[str, Any] = field(default_factory=dict)  # correctness kinds a conftest adds
 
     @property
     def task(self) -> Task:
@@ -557,14 +557,42 @@ def _measure(job: Job, sandbox: Sandbox, patch: str, outcome: Outcome, say: Prog
     if failure is None and (workload := check_workload(runs)) is not None:
         outcome.measured["workload"] = workload.to_json()
         failure = "workload_changed" if workload.changed else None
-    if task.correctness is not None:
-        say("checking correctness")
-        detail = check_correctness(sandbox, task, trees, job.artifacts / "correctness")
-        outcome.correctness, outcome.correctness_detail = detail["status"], detail
     values = {v: primary_values(rs, metric) for v, rs in runs.items()}
     verdict = hard_verdict(metric, values, lower_is_better=bench.lower_is_better, failure=failure)
     say(f"hard verdict: {describe(verdict)}")
+    if task.correctness:
+        detail = _correctness(job, sandbox, trees, verdict, say)
+        outcome.correctness, outcome.correctness_detail = detail["status"], detail
     return verdict
+
+
+def _correctness(
+    job: Job, sandbox: Sandbox, trees: dict[str, Path], verdict: HardVerdict, say: Progress
+) -> dict[str, Any]:
+    """The task's correctness checks, for the patches ``--isobench-correctness`` selects."""
+    mode = job.settings.correctness
+    if mode == "off":
+        detail: dict[str, Any] = {"status": "not_run", "reason": "--isobench-correctness=off"}
+    elif mode == "passing" and not is_hard_pass(verdict.verdict):
+        reason = "the patch did not pass the hard gate (--isobench-correctness=all checks every patch)"
+        detail = {"status": "not_run", "reason": reason}
+    else:
+        say("checking correctness")
+        from .correctness import check_correctness, check_registry
+
+        with measurement_lock(job.settings):  # its servers would disturb another worker's measurement
+            detail = check_correctness(
+                sandbox,
+                job.task,
+                trees,
+                job.artifacts / "correctness",
+                job.settings,
+                checks=check_registry([job.extra_checks]),
+                progress=say,
+            )
+    detail["mode"] = mode
+    detail["gate"] = job.settings.correctness_gate
+    return detail
 
 
 def drift_check(fresh: list[float], reference: list[float], *, lower_is_better: bool) -> dict[str, Any]:

@@ -64,10 +64,12 @@ class Group:
     quadrants: dict[str, int] = field(default_factory=lambda: dict.fromkeys(QUADRANTS, 0))
     errors: int = 0
     inconclusive: int = 0
+    hard_pass_incorrect: int = 0  # passed the hard gate, failed a correctness check
 
     def add(self, record: Mapping[str, Any]) -> None:
         self.n += 1
         self.inconclusive += bool(record.get("inconclusive"))
+        self.hard_pass_incorrect += is_hard_pass(record.get("hard")) and record.get("correctness") == "fail"
         if record.get("status") == "error":
             self.errors += 1
         hard = record.get("hard")
@@ -100,6 +102,7 @@ class Group:
             "true_success_pct": _pct(q["Q1"], self.n) if judged else None,
             "gap_pct": _pct(q["Q3"], self.n) if judged else None,
             "right_target_pct": _pct(q["Q1"] + q["Q2"], self.n) if judged else None,
+            "hard_pass_incorrect": self.hard_pass_incorrect,
             "inconclusive": self.inconclusive,
         }
 
@@ -141,6 +144,7 @@ TABLE_COLUMNS = (
     ("true_success_pct", "true%", ">"),
     ("gap_pct", "gap%", ">"),
     ("right_target_pct", "target%", ">"),
+    ("hard_pass_incorrect", "incorrect", ">"),
     ("inconclusive", "inconcl.", ">"),
 )
 
@@ -179,5 +183,6 @@ def _cell(value: Any, key: str = "") -> str:
 
 LEGEND = (
     "Q1 true success (right target, hard pass) · Q2 good intent, bad execution · Q3 lucky win · Q4 failure;"
-    " rates divide by every task in the group, failures and errors included"
+    " rates divide by every task in the group, failures and errors included;"
+    " incorrect: hard pass but incorrect (a correctness check failed)"
 )

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 HEX40 = r"^[0-9a-f]{40}$"
 MARKER_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -117,13 +126,34 @@ def metric_lower_is_better(metric: str) -> bool:
 
 
 class LmEvalCheck(Strict):
-    """The paper's correctness check: lm-eval accuracy within a tolerance of the human variant."""
+    """The paper's correctness check: lm-eval accuracy within a tolerance of the human variant, plus
+    a paired comparison of the items (exact McNemar test)."""
 
     kind: Literal["lm_eval"]
     task: str = "gsm8k"
     limit: Annotated[int, Field(gt=0)] = 100
     tolerance: Annotated[float, Field(ge=0)] = 1.0
     num_fewshot: Annotated[int, Field(ge=0)] | None = None
+    # lm-eval's client for the server's OpenAI-compatible endpoint.
+    model_type: Literal["local-completions", "local-chat-completions"] = "local-completions"
+    # The result key of the accuracy, as lm-eval's results file names it.
+    metric: str = "exact_match,strict-match"
+    # Significance level of the one-sided "agent worse" McNemar test.
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    timeout_s: Annotated[float, Field(gt=0)] = 3600.0
+    note: str = ""
+
+
+class GreedyCheck(Strict):
+    """Greedy-output equivalence: fixed prompts at temperature 0 to the human and the agent server;
+    a divergence passes only when each side's token is in the other's top-k at the first one."""
+
+    kind: Literal["greedy"]
+    prompts: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None = None
+    max_tokens: Annotated[int, Field(gt=0, le=4096)] = 32
+    top_k: Annotated[int, Field(ge=1, le=20)] = 5
+    model: str | None = None  # the served model's name; default: the first the server lists
+    timeout_s: Annotated[float, Field(gt=0)] = 600.0
     note: str = ""
 
 
@@ -136,7 +166,30 @@ class OutputCheck(Strict):
     note: str = ""
 
 
-Correctness = Annotated[LmEvalCheck | OutputCheck, Field(discriminator="kind")]
+class PluginCheck(BaseModel):
+    """A check of a kind a conftest.py registers (``pytest_isobench_correctness_checks``); its own
+    fields are validated by that check when it runs."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+BUILTIN_CHECK_KINDS = ("lm_eval", "greedy", "output")
+
+
+def _check_kind(value: object) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in BUILTIN_CHECK_KINDS else "plugin"
+
+
+Correctness = Annotated[
+    Annotated[LmEvalCheck, Tag("lm_eval")]
+    | Annotated[GreedyCheck, Tag("greedy")]
+    | Annotated[OutputCheck, Tag("output")]
+    | Annotated[PluginCheck, Tag("plugin")],
+    Discriminator(_check_kind),
+]
 
 
 class Source(Strict):
@@ -204,7 +257,22 @@ class Task(Strict):
     benchmark: Benchmark
     inputs: Inputs = Field(default_factory=Inputs)
     benchmark_files: list[str] | None = None
-    correctness: Correctness | None = None
+    # One ``[correctness]`` table, or several as ``[[correctness]]`` (e.g. greedy and lm_eval).
+    correctness: list[Correctness] = Field(default_factory=list)
+
+    @field_validator("correctness", mode="before")
+    @classmethod
+    def _one_table_is_a_list_of_one(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
+
+    @field_validator("correctness")
+    @classmethod
+    def _one_check_per_kind(cls, checks: list[Correctness]) -> list[Correctness]:
+        kinds = [check.kind for check in checks]
+        twice = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+        if twice:
+            raise ValueError(f"two checks of kind {twice[0]!r}; declare each kind once")
+        return checks
 
     @field_validator("tags")
     @classmethod
@@ -280,7 +348,7 @@ def curation_gaps(task: Task) -> list[str]:
         gaps.append(f"status: incomplete: {task.status_reason}")
     if not task.description.strip():
         gaps.append("description: empty (write the agent-facing bottleneck description)")
-    if task.correctness is None:
+    if not task.correctness:
         gaps.append("correctness: missing (say how to check that answers stay the same)")
     if missing := task.benchmark.missing_origins:
         gaps.append(

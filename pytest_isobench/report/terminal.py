@@ -388,6 +388,8 @@ def _task_line(row: dict[str, Any]) -> str:
     pct = "" if row.get("hard_pct") is None else f"{row['hard_pct']:+.1f}%"
     extra = f" ({row['hard_reason']})" if row.get("hard_reason") else ""
     flags = inconclusive_text(row.get("hard_detail") or {"inconclusive": row.get("inconclusive")})
+    if row.get("correctness") == "fail":
+        flags += " incorrect"
     if row.get("touches_benchmark"):
         flags += f" touches benchmark: {', '.join(row['touches_benchmark'])}"
     if run := row.get("agent_run"):

@@ -32,10 +32,11 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Per-request generation settings (decoding is greedy)."""
+    """Per-request generation settings (decoding is greedy); ``logprobs``: how many top tokens to report."""
 
     max_tokens: int = 16
     ignore_eos: bool = False
+    logprobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TokenOutput:
     token_id: int
     text: str
     finish_reason: str | None = None
+    top: tuple[tuple[int, float], ...] = ()  # the most likely tokens with their logprobs, when asked
 
 
 @dataclass
@@ -119,11 +121,12 @@ class LLMEngine:
         eos_id = None if params.ignore_eos else EOS_ID
         for step in range(params.max_tokens):
             with self._lock:
-                token_id = self.model.next_token(state, eos_id)
+                top = tuple(self.model.top_tokens(state, params.logprobs, eos_id)) if params.logprobs else ()
+                token_id = top[0][0] if top else self.model.next_token(state, eos_id)
                 state = self.model.forward((token_id,), state)
             metrics.num_output_tokens += 1
             if token_id == EOS_ID:
-                yield TokenOutput(token_id, "", "stop")
+                yield TokenOutput(token_id, "", "stop", top)
                 return
             finish = "length" if step == params.max_tokens - 1 else None
-            yield TokenOutput(token_id, self.tokenizer.token_text(token_id), finish)
+            yield TokenOutput(token_id, self.tokenizer.token_text(token_id), finish, top)

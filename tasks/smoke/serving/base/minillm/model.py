@@ -34,7 +34,29 @@ class ToyModel:
 
     def next_token(self, state: int, eos_id: int | None = None) -> int:
         """Greedy choice of the next token in ``state``; ``eos_id`` when the model wants to stop."""
-        mixed = (state ^ (state >> 29)) * 0xBF58476D1CE4E5B9 % PRIME
+        mixed = _mix(state)
         if eos_id is not None and mixed % 97 == 0:
             return eos_id
         return self.num_special + mixed % (self.vocab_size - self.num_special)
+
+    def top_tokens(self, state: int, k: int, eos_id: int | None = None) -> list[tuple[int, float]]:
+        """The ``k`` most likely next tokens in ``state`` with their log-probabilities, most likely first.
+
+        The first is always ``next_token``'s greedy choice; the runners-up trail it by at least 0.5 nats.
+        """
+        best = self.next_token(state, eos_id)
+        mixed = _mix(state)
+        span = self.vocab_size - self.num_special
+        top = [(best, -0.05 - (mixed % 1000) / 10000)]
+        salt = mixed
+        while len(top) < k:
+            salt = _mix(salt + len(top))
+            candidate = self.num_special + salt % span
+            if all(candidate != token for token, _ in top):
+                top.append((candidate, top[-1][1] - 0.5 - (salt % 1000) / 1000))
+        return top
+
+
+def _mix(value: int) -> int:
+    """A well-spread deterministic function of a state."""
+    return (value ^ (value >> 29)) * 0xBF58476D1CE4E5B9 % PRIME

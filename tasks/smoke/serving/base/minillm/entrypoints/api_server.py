@@ -5,9 +5,10 @@ Endpoints:
 - ``GET /health``: 200 once the engine is ready.
 - ``GET /v1/models``: the served model.
 - ``POST /v1/completions``: ``{"prompt": str | [int], "max_tokens": int, "stream": bool,
-  "ignore_eos": bool}``.
+  "ignore_eos": bool, "logprobs": int, "temperature": float}``.
   With ``"stream": true`` the reply is a server-sent event stream with one chunk per token, closed by
-  ``data: [DONE]``.
+  ``data: [DONE]``. Decoding is greedy whatever the temperature. ``"logprobs": k`` adds OpenAI's
+  ``logprobs`` object to a non-streamed reply: each token, its logprob and the ``k`` most likely tokens.
 
 Run with ``python -m minillm.entrypoints.api_server --port 8000``.
 """
@@ -62,7 +63,9 @@ class CompletionHandler(BaseHTTPRequestHandler):
             body = json.loads(self.rfile.read(length))
             prompt = body["prompt"]
             params = SamplingParams(
-                max_tokens=int(body.get("max_tokens", 16)), ignore_eos=bool(body.get("ignore_eos", False))
+                max_tokens=int(body.get("max_tokens", 16)),
+                ignore_eos=bool(body.get("ignore_eos", False)),
+                logprobs=int(body.get("logprobs") or 0),
             )
             if not isinstance(prompt, str | list):
                 raise TypeError("prompt must be a string or a list of token ids")
@@ -81,8 +84,28 @@ class CompletionHandler(BaseHTTPRequestHandler):
         if body.get("stream", False):
             self._stream(request_id, first, outputs)
         else:
-            text = "".join(out.text for out in itertools.chain((first,) if first else (), outputs))
-            self._send_json(HTTPStatus.OK, self._completion(request_id, text, None, metrics))
+            generated = list(itertools.chain((first,) if first else (), outputs))
+            text = "".join(out.text for out in generated)
+            finish = generated[-1].finish_reason if generated else "length"
+            reply = self._completion(request_id, text, finish, metrics)
+            if params.logprobs:
+                reply["choices"][0]["logprobs"] = self._logprobs(generated)
+            self._send_json(HTTPStatus.OK, reply)
+
+    def _logprobs(self, generated: list[TokenOutput]) -> dict:
+        """OpenAI's completions ``logprobs`` object: tokens, their logprobs, the top tokens per position."""
+        name = self.server.engine.tokenizer.id_to_word
+        tokens, logprobs, top, offsets, offset = [], [], [], [], 0
+        for out in generated:
+            tokens.append(out.text or name[out.token_id])
+            logprobs.append(out.top[0][1] if out.top else 0.0)
+            top.append({(self._token_text(t) or name[t]): lp for t, lp in out.top})
+            offsets.append(offset)
+            offset += len(out.text)
+        return {"tokens": tokens, "token_logprobs": logprobs, "top_logprobs": top, "text_offset": offsets}
+
+    def _token_text(self, token_id: int) -> str:
+        return self.server.engine.tokenizer.token_text(token_id)
 
     def _stream(self, request_id: str, first: TokenOutput | None, outputs: Iterator[TokenOutput]) -> None:
         self.send_response(HTTPStatus.OK)
