@@ -117,6 +117,8 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
             outcome = Outcome.model_validate_json(done.read_text(encoding="utf-8"))
             if outcome.status == "ok":
                 say("resumed: outcome already recorded")
+                if outcome.correctness_detail:  # this run's --isobench-correctness-gate decides
+                    outcome.correctness_detail["gate"] = job.settings.correctness_gate
                 if _needs_judging(job, outcome):
                     outcome = _rejudge(job, outcome, say)
                 return outcome

@@ -327,6 +327,11 @@ class Task(Strict):
                 "the benchmark uses {dataset_dir} but [inputs] declares no dataset: add"
                 ' datasets = [{repo = "org/name", file = "data.json"}] under [inputs]'
             )
+        if any(check.kind == "greedy" for check in self.correctness) and self.benchmark.server is None:
+            raise ValueError(
+                "correctness: a greedy check asks the benchmark's server, but benchmark.server is not set;"
+                " use an output check (a command) instead"
+            )
         if self.benchmark.server is not None and self.benchmark.command is None:
             raise ValueError("benchmark.server is set but benchmark.command (the client) is not")
         return self
