@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
+import random
 import re
 import threading
 from dataclasses import dataclass
@@ -51,6 +53,37 @@ def load_gsm8k(path: Path, wrong_every: int = 0) -> Behaviour:
         if wrong_every and index % wrong_every == wrong_every - 1:
             wrong.add(question)
     return Behaviour(answers, frozenset(wrong))
+
+
+def write_gsm8k(folder: Path, *, train: int = 8, test: int = 40, seed: int = 0) -> Path:
+    """A small GSM8K-format set (``train.jsonl``, ``test.jsonl``) and an lm-eval task YAML over it whose
+    task is ``gsm8k`` (the built-in task's prompt, filters and metric, on these files): the folder to
+    give as ``--isobench-lm-eval-data``."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", train), ("test", test)):
+        lines = []
+        for number in range(count):
+            apples, more = rng.randint(2, 99), rng.randint(2, 99)
+            question = f"Ann has {apples} apples and buys {more} more ({split} {number}). How many now?"
+            answer = f"She has {apples} + {more} = {apples + more} apples.\n#### {apples + more}"
+            lines.append(json.dumps({"question": question, "answer": answer}) + "\n")
+        (folder / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+    spec = importlib.util.find_spec("lm_eval")
+    assert spec is not None and spec.submodule_search_locations, "lm-eval is not installed"
+    builtin = Path(next(iter(spec.submodule_search_locations))) / "tasks" / "gsm8k" / "gsm8k.yaml"
+    (folder / "gsm8k.yaml").write_text(
+        f"include: {builtin}\n"
+        "task: gsm8k\n"
+        "dataset_path: json\n"
+        "dataset_name: null\n"
+        "dataset_kwargs:\n"
+        "  data_files:\n"
+        f"    train: {folder / 'train.jsonl'}\n"
+        f"    test: {folder / 'test.jsonl'}\n",
+        encoding="utf-8",
+    )
+    return folder
 
 
 def word(seed: str, index: int, rank: int) -> str:
