@@ -1,0 +1,201 @@
+"""The greedy check: the comparison rule against real HTTP servers, and the check through the pipeline
+(when it runs, the human's cached generations, a kind a conftest adds)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_completions_server import Behaviour, FakeCompletions
+from pytest_isobench.correctness import check_correctness
+from pytest_isobench.correctness.greedy import DEFAULT_PROMPTS, Generation, compare, generate, served_model
+from pytest_isobench.pipeline import Job, run_job
+from pytest_isobench.sandbox.base import SandboxSpec
+from pytest_isobench.sandbox.local import LocalSandbox
+from pytest_isobench.sandbox.repos import materialise
+from support import ANCHOR, BENCH_PY, WORK_PY, diff_trees, write_source_task
+from test_pipeline import job
+
+HELPER = Path(__file__).resolve().parent / "fake_completions_server.py"
+
+
+def generations(behaviour: Behaviour, max_tokens: int = 12) -> list[Generation]:
+    with FakeCompletions(behaviour) as server:
+        model = served_model(server.base_url, 30)
+        return [
+            generate(server.base_url, model, prompt, max_tokens=max_tokens, top_k=5, timeout_s=30)
+            for prompt in DEFAULT_PROMPTS
+        ]
+
+
+def test_identical_servers_match_on_every_prompt() -> None:
+    human, agent = generations(Behaviour({})), generations(Behaviour({}))
+    results = [compare(h, a) for h, a in zip(human, agent, strict=True)]
+    assert [r["result"] for r in results] == ["match"] * len(DEFAULT_PROMPTS)
+    assert all(len(h.tokens) == 12 and len(h.top[0]) == 5 for h in human)
+
+
+def test_a_changed_token_is_a_mismatch_at_its_position() -> None:
+    human, agent = generations(Behaviour({})), generations(Behaviour({}, change_at=3))
+    result = compare(human[0], agent[0])
+    assert result["result"] == "mismatch" and result["position"] == 3
+    assert result["agent_token"] == " wrong" and result["agent_token"] not in result["human_top"]
+    assert "token 3" in result["why"]
+
+
+def test_the_logprob_rule_accepts_a_near_tie() -> None:
+    human, agent = generations(Behaviour({})), generations(Behaviour({}, near_tie_at=2))
+    result = compare(human[0], agent[0])
+    assert result["result"] == "near_tie" and result["position"] == 2
+    assert result["agent_token"] in result["human_top"] and result["human_token"] in result["agent_top"]
+    assert "why" not in result
+
+
+def test_a_token_outside_one_sides_top_k_is_not_a_near_tie() -> None:
+    human = Generation([" a", " b"], [{" a": -0.1, " c": -2.0}, {" b": -0.1}], " a b")
+    agent = Generation([" c", " b"], [{" c": -0.1, " d": -2.0}, {" b": -0.1}], " c b")  # " a" not in its top
+    assert compare(human, agent)["result"] == "mismatch"
+    shorter = Generation([" a"], [{" a": -0.1}], " a")
+    result = compare(human, shorter)
+    assert (
+        result["result"] == "mismatch" and result["position"] == 1 and "ended after 1 tokens" in result["why"]
+    )
+
+
+def serve_py(**behaviour: int) -> str:
+    flags = "".join(f", '--{name.replace('_', '-')}', '{value}'" for name, value in behaviour.items())
+    return (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(HELPER)!r}, '--port', sys.argv[1]{flags}]\n"
+        f"runpy.run_path({str(HELPER)!r}, run_name='__main__')\n"
+    )
+
+
+def greedy_task(tmp_path: Path, extra: str = "") -> Path:
+    base = {"bench.py": BENCH_PY, "work.py": WORK_PY, "serve.py": serve_py()}
+    task_file = write_source_task(
+        tmp_path / "tasks",
+        "toy-sleep",
+        base=base,
+        server="python serve.py {port}",
+        extra="server_timeout_s = 30",
+    )
+    task_file.write_text(task_file.read_text() + f'\n[correctness]\nkind = "greedy"\nmax_tokens = 8\n{extra}')
+    return task_file
+
+
+def replay(tmp_path: Path, name: str, delay: str, **behaviour: int) -> str:
+    before = {"work.py": WORK_PY, "serve.py": serve_py()}
+    after = {"work.py": WORK_PY.replace("0.06", delay), "serve.py": serve_py(**behaviour)}
+    scratch = tmp_path / f"diff-{name}"
+    scratch.mkdir()
+    preds = tmp_path / f"{name}.jsonl"
+    patch = diff_trees(before, after, scratch)
+    preds.write_text(json.dumps({"instance_id": "toy-sleep", "model_patch": patch}) + "\n")
+    return f"replay:{preds}"
+
+
+def greedy_job(tmp_path: Path, task_file: Path, spec: str, run_id: str, **settings: Any) -> Job:
+    base = job(tmp_path, task_file, spec)
+    return replace(base, run_id=run_id, settings=replace(base.settings, run_id=run_id, **settings))
+
+
+def test_greedy_through_the_pipeline_near_tie_passes_wrong_token_fails_human_cached(tmp_path: Path) -> None:
+    task_file = greedy_task(tmp_path)
+    near = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "near", "0.02", near_tie_at=1), "r1"))
+    assert near.hard in ("beats", "similar"), near.hard_detail
+    assert near.correctness == "pass", near.correctness_detail
+    (check,) = near.correctness_detail["checks"]
+    assert check["near_ties"] == len(DEFAULT_PROMPTS) and check["match_rate"] == 0.0
+    assert check["first_divergence"]["result"] == "near_tie" and check["human_source"] == "fresh"
+    assert near.correctness_detail["mode"] == "passing" and near.correctness_detail["gate"] is False
+
+    wrong = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "wrong", "0.02", change_at=5), "r2"))
+    assert wrong.correctness == "fail", wrong.correctness_detail
+    (check,) = wrong.correctness_detail["checks"]
+    assert check["mismatches"] == len(DEFAULT_PROMPTS) and check["human_source"] == "cache"
+    assert check["first_divergence"]["position"] == 5
+    assert wrong.correctness_detail["reason"].startswith(f"greedy: {len(DEFAULT_PROMPTS)} of")
+
+    # An edited cache entry is not trusted: the human is asked again, and the run says why.
+    (entry,) = (tmp_path / "cache" / "correctness" / "toy-sleep").glob("greedy-*.json")
+    data = json.loads(entry.read_text())
+    data["content"]["result"][0]["tokens"][0] = " edited"
+    entry.write_text(json.dumps(data))
+    again = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "again", "0.02", change_at=5), "r3"))
+    (check,) = again.correctness_detail["checks"]
+    assert check["human_source"] == "fresh" and "checksum does not match" in check["notes"][0]
+
+
+def test_correctness_runs_for_passing_patches_unless_asked_for_all_or_off(tmp_path: Path) -> None:
+    task_file = greedy_task(tmp_path)
+    slower = replay(tmp_path, "slower", "0.12", change_at=0)
+    skipped = run_job(greedy_job(tmp_path, task_file, slower, "p1"))
+    assert skipped.hard == "worse" and skipped.correctness == "not_run"
+    assert "did not pass the hard gate" in skipped.correctness_detail["reason"]
+    checked = run_job(greedy_job(tmp_path, task_file, slower, "p2", correctness="all"))
+    assert checked.hard == "worse" and checked.correctness == "fail"
+    off = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "fast", "0.02"), "p3", correctness="off"))
+    assert off.correctness == "not_run" and off.correctness_detail["reason"] == "--isobench-correctness=off"
+
+
+def test_an_agent_server_that_does_not_start_fails_and_an_unknown_kind_errors(tmp_path: Path) -> None:
+    task_file = greedy_task(tmp_path)
+    setup = job(tmp_path, task_file, "human")
+    repo = materialise(setup.task, task_file, tmp_path / "cache" / "repos")
+    sandbox = LocalSandbox(SandboxSpec(setup.task, task_file, repo, tmp_path / "ws", setup.settings))
+    exits_at_once = diff_trees({"serve.py": serve_py()}, {"serve.py": "raise SystemExit(3)\n"}, tmp_path)
+    try:
+        trees = {
+            "human": sandbox.variant_tree("human"),
+            "agent": sandbox.variant_tree("agent", exits_at_once),
+        }
+        result = check_correctness(sandbox, setup.task, trees, tmp_path / "out", setup.settings)
+        assert result["status"] == "fail", result
+        assert result["reason"].startswith("greedy: the agent tree's server exited before it answered")
+        result = check_correctness(sandbox, setup.task, trees, tmp_path / "out2", setup.settings, checks={})
+        assert result["status"] == "error" and "no check of kind 'greedy' is registered" in result["reason"]
+    finally:
+        sandbox.close()
+
+
+@pytest.mark.parametrize("status", ["pass", "fail"])
+def test_a_conftest_adds_a_kind_of_check(pytester: pytest.Pytester, status: str) -> None:
+    base = {"bench.py": BENCH_PY, "work.py": WORK_PY, "serve.py": serve_py()}
+    task_file = write_source_task(pytester.path / "tasks", "toy-sleep", base=base)
+    task_file.write_text(task_file.read_text() + f'\n[correctness]\nkind = "verdict"\nanswer = "{status}"\n')
+    pytester.makeconftest(
+        """
+        class Verdict:
+            kind = "verdict"
+
+            def run(self, config, ctx):
+                assert ctx.tree("agent").is_dir() and ctx.tree("human").is_dir()
+                return {"status": config.answer, "kind": self.kind, "reason": "as configured"}
+
+        def pytest_isobench_correctness_checks():
+            return {"verdict": Verdict()}
+        """
+    )
+    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
+    pytester.makeini("[pytest]\naddopts = --strict-markers\n")
+    faster = replay(pytester.path, "faster", "0.005")  # far faster than the human's 0.02: beats it
+    result = pytester.runpytest(
+        f"--isobench-agent={faster}",
+        "--isobench-rounds=3",
+        "--isobench-warmup=0",
+        "-p",
+        "no:cacheprovider",
+        "--isobench-correctness-gate",
+    )
+    if status == "pass":
+        result.assert_outcomes(passed=1)
+    else:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            ["*but is incorrect: verdict: as configured (--isobench-correctness-gate)*"]
+        )
