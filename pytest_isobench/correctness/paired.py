@@ -36,9 +36,7 @@ class PairedResult:
     p_agent_worse: float  # one-sided: the agent is worse than the human
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            key: round(value, 6) if isinstance(value, float) else value for key, value in asdict(self).items()
-        }
+        return asdict(self)
 
 
 def mcnemar(human: Mapping[Any, bool], agent: Mapping[Any, bool]) -> PairedResult:
