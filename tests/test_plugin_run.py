@@ -103,6 +103,7 @@ def test_outcome_reaches_json_report_junit_and_outcomes(suite: pytest.Pytester, 
             "true_success_pct": None,
             "gap_pct": None,
             "right_target_pct": None,
+            "hard_pass_incorrect": 0,
             "inconclusive": 0,  # 60 ms against 20 ms: clear after the minimum of 3 rounds
         }
     ]

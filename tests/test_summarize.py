@@ -19,7 +19,7 @@ R = [
     ("v2", "vllm", "a", "similar", "related_target", {"inconclusive": True}),  # Q1, noise could flip it
     ("v3", "vllm", "a", "worse", "same_target", {}),  # Q2
     ("v4", "vllm", "a", "failed", "different_target", {"hard_pct": None}),  # Q4
-    ("v5", "vllm", "a", "similar", "different_target", {}),  # Q3 (lucky win)
+    ("v5", "vllm", "a", "similar", "different_target", {"correctness": "fail"}),  # Q3, incorrect
     ("v6", "vllm", "a", "beats", None, {}),  # unscored
     ("v7", "vllm", "a", "worse", "same_target", {"quadrant": "Q4"}),  # a recorded quadrant is kept
     ("v8", "vllm", "a", "failed", "no_optimization", {"unknown_key": [1, 2]}),  # Q4
@@ -46,6 +46,7 @@ EXPECTED = [
         "true_success_pct": 66.7,
         "gap_pct": 0.0,
         "right_target_pct": 66.7,
+        "hard_pass_incorrect": 0,
         "inconclusive": 1,
     },
     {
@@ -66,6 +67,7 @@ EXPECTED = [
         "true_success_pct": 25.0,
         "gap_pct": 12.5,
         "right_target_pct": 37.5,
+        "hard_pass_incorrect": 1,
         "inconclusive": 1,
     },
 ]
@@ -120,6 +122,7 @@ def test_text_table(outcomes: Path) -> None:
         "true%",
         "gap%",
         "target%",
+        "incorrect",
         "inconcl.",
     ]
     assert lines[1].split() == [
@@ -140,13 +143,15 @@ def test_text_table(outcomes: Path) -> None:
         "66.7",
         "0.0",
         "66.7",
+        "0",
         "1",
     ]
-    assert lines[2].split()[:3] == ["vllm", "a", "8"] and lines[2].split()[-5:] == [
+    assert lines[2].split()[:3] == ["vllm", "a", "8"] and lines[2].split()[-6:] == [
         "50.0",
         "25.0",
         "12.5",
         "37.5",
+        "1",
         "1",
     ]
 
