@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,15 @@ from typing import Any
 import pytest
 
 from fake_completions_server import Behaviour, FakeCompletions
-from pytest_isobench.correctness import check_correctness
-from pytest_isobench.correctness.greedy import DEFAULT_PROMPTS, Generation, compare, generate, served_model
+from pytest_isobench.correctness import CheckError, check_correctness
+from pytest_isobench.correctness.greedy import (
+    CLIENT,
+    DEFAULT_PROMPTS,
+    Generation,
+    compare,
+    parse_completion,
+    request_body,
+)
 from pytest_isobench.pipeline import Job, run_job
 from pytest_isobench.sandbox.base import SandboxSpec
 from pytest_isobench.sandbox.local import LocalSandbox
@@ -23,32 +32,41 @@ from test_pipeline import job
 HELPER = Path(__file__).resolve().parent / "fake_completions_server.py"
 
 
-def generations(behaviour: Behaviour, max_tokens: int = 12) -> list[Generation]:
+def generations(tmp_path: Path, behaviour: Behaviour, max_tokens: int = 12) -> list[Generation]:
+    """The built-in prompts through the check's own client (run as a process, as the sandbox runs it)."""
+    bodies = [request_body(prompt, max_tokens=max_tokens, top_k=5) for prompt in DEFAULT_PROMPTS]
+    job = tmp_path / f"job-{len(list(tmp_path.glob('job-*')))}.json"
     with FakeCompletions(behaviour) as server:
-        model = served_model(server.base_url, 30)
-        return [
-            generate(server.base_url, model, prompt, max_tokens=max_tokens, top_k=5, timeout_s=30)
-            for prompt in DEFAULT_PROMPTS
-        ]
+        job.write_text(
+            json.dumps({"base_url": server.base_url, "model": None, "timeout_s": 30, "requests": bodies})
+        )
+        done = subprocess.run(
+            [sys.executable, str(CLIENT), str(job)], capture_output=True, text=True, timeout=120
+        )
+        assert server.requests == len(DEFAULT_PROMPTS)
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert reply["model"] == "fake-model"  # from /v1/models
+    return [parse_completion(response) for response in reply["responses"]]
 
 
-def test_identical_servers_match_on_every_prompt() -> None:
-    human, agent = generations(Behaviour({})), generations(Behaviour({}))
+def test_identical_servers_match_on_every_prompt(tmp_path: Path) -> None:
+    human, agent = generations(tmp_path, Behaviour({})), generations(tmp_path, Behaviour({}))
     results = [compare(h, a) for h, a in zip(human, agent, strict=True)]
     assert [r["result"] for r in results] == ["match"] * len(DEFAULT_PROMPTS)
     assert all(len(h.tokens) == 12 and len(h.top[0]) == 5 for h in human)
 
 
-def test_a_changed_token_is_a_mismatch_at_its_position() -> None:
-    human, agent = generations(Behaviour({})), generations(Behaviour({}, change_at=3))
+def test_a_changed_token_is_a_mismatch_at_its_position(tmp_path: Path) -> None:
+    human, agent = generations(tmp_path, Behaviour({})), generations(tmp_path, Behaviour({}, change_at=3))
     result = compare(human[0], agent[0])
     assert result["result"] == "mismatch" and result["position"] == 3
     assert result["agent_token"] == " wrong" and result["agent_token"] not in result["human_top"]
     assert "token 3" in result["why"]
 
 
-def test_the_logprob_rule_accepts_a_near_tie() -> None:
-    human, agent = generations(Behaviour({})), generations(Behaviour({}, near_tie_at=2))
+def test_the_logprob_rule_accepts_a_near_tie(tmp_path: Path) -> None:
+    human, agent = generations(tmp_path, Behaviour({})), generations(tmp_path, Behaviour({}, near_tie_at=2))
     result = compare(human[0], agent[0])
     assert result["result"] == "near_tie" and result["position"] == 2
     assert result["agent_token"] in result["human_top"] and result["human_token"] in result["agent_top"]
@@ -199,3 +217,14 @@ def test_a_conftest_adds_a_kind_of_check(pytester: pytest.Pytester, status: str)
         result.stdout.fnmatch_lines(
             ["*but is incorrect: verdict: as configured (--isobench-correctness-gate)*"]
         )
+
+
+def test_a_reply_without_logprobs_and_a_server_error_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(CheckError, match=r"no usable logprobs \(choices\[0\]\.logprobs\.tokens"):
+        parse_completion({"choices": [{"text": "x", "logprobs": None}]})
+    job = tmp_path / "job.json"
+    job.write_text(
+        json.dumps({"base_url": "http://127.0.0.1:9", "model": "m", "timeout_s": 5, "requests": [{}]})
+    )
+    done = subprocess.run([sys.executable, str(CLIENT), str(job)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "http://127.0.0.1:9/v1/completions: URLError" in done.stderr

@@ -66,12 +66,13 @@ class ServerFailed(Exception):
 
 
 @contextlib.contextmanager
-def task_server(ctx: CheckContext, variant: str) -> Iterator[str]:
+def task_server(ctx: CheckContext, variant: str, *, from_harness: bool = False) -> Iterator[str]:
     """Start the task's benchmark server on ``variant``'s tree (same command, flags and environment as
     the benchmark's) and yield its base URL, e.g. ``http://127.0.0.1:8123``; stop it afterwards.
 
-    The harness talks to it from here, so a backend whose servers only answer inside their container
-    (docker with ``--isobench-measure-network=none``) cannot run server checks: ServerFailed says so.
+    The URL is the server's own: a command the sandbox runs on the same tree reaches it. With
+    ``from_harness`` the check talks to it from here, which a server that answers only inside its
+    container (docker with ``--isobench-measure-network=none``) cannot serve: CheckError says so.
     """
     bench = with_dataset_dir(ctx.task.benchmark, ctx.settings.dataset_dir)
     if bench.server is None:
@@ -89,10 +90,10 @@ def task_server(ctx: CheckContext, variant: str) -> Iterator[str]:
         why = wait_ready(ready_url, server.alive, bench.server_timeout_s, probe)
         if why is not None:
             raise ServerFailed(variant, why.removeprefix("the server "))
-        if probe is not answers and not answers(ready_url):
+        if from_harness and probe is not answers and not answers(ready_url):
             raise CheckError(
-                f"the {variant} server answers only inside its container, not from the harness: server"
-                " checks need --isobench-measure-network=host under the docker backend"
+                f"the {variant} server answers only inside its container, not from the harness, where this"
+                " check runs: use --isobench-measure-network=host under the docker backend"
             )
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -7,7 +7,11 @@ break either way; the rule vLLM's own model tests use); after it the sequences a
 
 from __future__ import annotations
 
+import json
+import shlex
+import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,6 +20,7 @@ from ..tasks import GreedyCheck
 from .base import CheckContext, CheckError, ServerFailed, task_server
 from .cache import HumanResultCache, human_key
 
+CLIENT = Path(__file__).resolve().parent / "client.py"
 # Short, varied prompts: prose, code, a list, arithmetic, a question, a repetition.
 DEFAULT_PROMPTS = (
     "The capital of France is",
@@ -41,25 +46,71 @@ class Generation:
         return asdict(self)
 
 
-def generate(
-    base_url: str, model: str, prompt: str, *, max_tokens: int, top_k: int, timeout_s: float
-) -> Generation:
-    """A greedy completion from an OpenAI-compatible ``/v1/completions`` endpoint, with logprobs."""
-    import openai
+def request_body(prompt: str, *, max_tokens: int, top_k: int) -> dict[str, Any]:
+    """The ``/v1/completions`` body of one greedy generation with logprobs (the model is added later)."""
+    return {
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "logprobs": top_k,
+        "seed": 0,
+        "stream": False,
+    }
 
-    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="isobench", timeout=timeout_s, max_retries=2)
+
+def parse_completion(reply: Any) -> Generation:
+    """The generation in an OpenAI completions reply; CheckError when it has no usable logprobs."""
     try:
-        reply = client.completions.create(
-            model=model, prompt=prompt, max_tokens=max_tokens, temperature=0, logprobs=top_k, seed=0
+        choice = reply["choices"][0]
+        logprobs = choice["logprobs"]
+        tokens, top = logprobs["tokens"], logprobs["top_logprobs"]
+        if not isinstance(tokens, list) or not isinstance(top, list):
+            raise TypeError("tokens and top_logprobs must be lists")
+        return Generation(
+            [str(token) for token in tokens],
+            [{str(k): float(v) for k, v in (entry or {}).items()} for entry in top],
+            str(choice.get("text") or ""),
         )
-    except openai.OpenAIError as exc:
-        raise CheckError(f"completion request failed: {type(exc).__name__}: {exc}") from None
-    choice = reply.choices[0]
-    logprobs = choice.logprobs
-    if logprobs is None or logprobs.tokens is None or logprobs.top_logprobs is None:
-        raise CheckError("the server's completion has no logprobs (tokens and top_logprobs are needed)")
-    top = [dict(entry or {}) for entry in logprobs.top_logprobs]
-    return Generation(list(logprobs.tokens), top, choice.text)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise CheckError(
+            f"the completion has no usable logprobs (choices[0].logprobs.tokens and top_logprobs): {exc!r}"
+        ) from None
+
+
+def ask(
+    ctx: CheckContext,
+    variant: str,
+    base_url: str,
+    model: str | None,
+    bodies: list[dict[str, Any]],
+    timeout_s: float,
+) -> Any:
+    """Post the bodies to the server from where it runs (``client.py`` through the sandbox); the
+    server's replies and the model it served them with."""
+    folder = ctx.out_dir / variant
+    folder.mkdir(parents=True, exist_ok=True)
+    script, job = folder / "client.py", folder / "requests.json"
+    shutil.copyfile(CLIENT, script)
+    job.write_text(
+        json.dumps({"base_url": base_url, "model": model, "timeout_s": timeout_s, "requests": bodies}),
+        encoding="utf-8",
+    )
+    tree = ctx.tree(variant)
+    result = ctx.sandbox.run(
+        f"python {shlex.quote(str(script))} {shlex.quote(str(job))}",
+        cwd=tree,
+        env=ctx.sandbox.environment(tree),
+        timeout_s=timeout_s * (len(bodies) + 1),
+        stdout_path=folder / "responses.json",
+        stderr_path=folder / "client.stderr.txt",
+    )
+    if result.timed_out or result.returncode != 0:
+        why = "timed out" if result.timed_out else result.stderr_tail(3) or f"exit code {result.returncode}"
+        raise CheckError(f"asking the server failed: {why}")
+    try:
+        return json.loads(result.stdout())
+    except ValueError as exc:
+        raise CheckError(f"the client's output is not JSON: {exc}") from None
 
 
 def first_divergence(human: Generation, agent: Generation) -> int | None:
@@ -164,41 +215,18 @@ class GreedyEquivalence:
         self, ctx: CheckContext, config: GreedyCheck, variant: str, prompts: list[str]
     ) -> list[Generation]:
         ctx.progress(f"correctness: greedy generations of the {variant} server")
+        bodies = [request_body(p, max_tokens=config.max_tokens, top_k=config.top_k) for p in prompts]
         with task_server(ctx, variant) as base_url:
-            model = config.model or ctx.task.benchmark.model or served_model(base_url, config.timeout_s)
             try:
-                return [
-                    generate(
-                        base_url,
-                        model,
-                        prompt,
-                        max_tokens=config.max_tokens,
-                        top_k=config.top_k,
-                        timeout_s=config.timeout_s,
-                    )
-                    for prompt in prompts
-                ]
-            except CheckError as exc:
-                if variant == "agent":  # the agent's server broke the API: its failure
+                reply = ask(
+                    ctx, variant, base_url, config.model or ctx.task.benchmark.model, bodies, config.timeout_s
+                )
+                return [parse_completion(response) for response in reply["responses"]]
+            except (CheckError, KeyError, TypeError) as exc:
+                if variant == "agent":  # the human's server answered the same requests: the agent broke it
                     raise ServerFailed(variant, f"gave no usable completion: {exc}") from None
                 raise CheckError(f"the human server: {exc}") from None
 
 
-def served_model(base_url: str, timeout_s: float) -> str:
-    """The first model the server lists under ``/v1/models``."""
-    import openai
-
-    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="isobench", timeout=timeout_s, max_retries=2)
-    try:
-        models = [model.id for model in client.models.list()]
-    except openai.OpenAIError as exc:
-        raise CheckError(f"cannot list the server's models: {type(exc).__name__}: {exc}") from None
-    if not models:
-        raise CheckError("the server lists no model under /v1/models; set `model` in the greedy check")
-    return models[0]
-
-
 def _write(ctx: CheckContext, items: list[dict[str, Any]]) -> None:
-    import json
-
     (ctx.out_dir / "generations.json").write_text(json.dumps(items, indent=2) + "\n", encoding="utf-8")

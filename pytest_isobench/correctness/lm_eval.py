@@ -239,10 +239,8 @@ class LmEvalAccuracy:
         model_cache: Path | None,
     ) -> LmEvalRun:
         ctx.progress(f"correctness: lm-eval {config.task} (limit {config.limit}) on the {variant} server")
-        with task_server(ctx, variant) as base_url:
-            from .greedy import served_model
-
-            model = ctx.task.benchmark.model or served_model(base_url, 60.0)
+        with task_server(ctx, variant, from_harness=True) as base_url:
+            model = ctx.task.benchmark.model or served_model(base_url)
             try:
                 return run_lm_eval(
                     config, base_url, model, ctx.out_dir / variant, data_dir=data_dir, model_cache=model_cache
@@ -251,6 +249,20 @@ class LmEvalAccuracy:
                 if variant == "agent":  # the human's run worked the same way: the agent's server broke it
                     raise ServerFailed(variant, f"failed lm-eval: {exc}") from None
                 raise CheckError(f"the human server: {exc}") from None
+
+
+def served_model(base_url: str) -> str:
+    """The first model the server lists under ``/v1/models``."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="isobench", timeout=60.0, max_retries=2)
+    try:
+        models = [model.id for model in client.models.list()]
+    except openai.OpenAIError as exc:
+        raise CheckError(f"cannot list the server's models: {type(exc).__name__}: {exc}") from None
+    if not models:
+        raise CheckError("the server lists no model under /v1/models")
+    return models[0]
 
 
 def folder_digest(folder: Path | None) -> str | None:
