@@ -105,3 +105,20 @@ def test_a_faster_wrong_patch_is_a_hard_pass_but_incorrect_and_fails_with_the_ga
     assert test["outcome"] == "failed" and result.returncode == 1
     assert "passes the hard gate (beats) but is incorrect: greedy:" in result.stdout
     assert "--isobench-correctness-gate" in result.stdout
+
+
+def test_the_greedy_check_asks_the_server_inside_its_container(state: Path) -> None:
+    """Under docker the measurement container has no network: the check's client runs inside it."""
+    from test_docker_sandbox import need_docker
+
+    need_docker()
+    preds = state / "tamper-docker.jsonl"
+    preds.write_text(json.dumps({"instance_id": "smoke-serving", "model_patch": TAMPER.read_text()}) + "\n")
+    docker_state = state / "docker"
+    docker_state.mkdir()
+    result, report = run_serving(docker_state, f"replay:{preds}", "--isobench-backend=docker")
+    _test, outcome = only_test(report)
+    assert outcome["status"] == "ok", outcome.get("error")
+    greedy = checks(outcome)["greedy"]
+    assert greedy["status"] == "fail" and greedy["mismatches"] >= 1, greedy  # asked, and found wrong
+    assert outcome["correctness"] == "fail", result.stdout[-2000:]
