@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..gateway.upstreams import PROVIDERS
+from ..gateway.upstreams import PROVIDERS  # TRAE's providers, and the variable names it reads too
 from ..secrets import redact
 from .base import SolveContext
 from .cli import Attempt, AttemptFiles, CliAgent, CliOptions, Launch, Tokens, executable, stderr_tail, which
@@ -47,8 +47,6 @@ INSTALL_HINT = (
     " then give its `trae-cli` with --isobench-trae-cli=PATH (or ISOBENCH_TRAE_CLI=PATH), or put it on PATH"
 )
 
-
-# TRAE reads the providers' own variable names too (``<PROVIDER>_API_KEY``, ``<PROVIDER>_BASE_URL``).
 
 # A step's error that is the model API's doing: an HTTP status from the SDK, or no answer at all.
 _STATUS = re.compile(r"Error code: (\d{3})")
