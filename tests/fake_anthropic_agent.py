@@ -32,10 +32,11 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from http_fake import HttpFake
 from smoke_fixes import fix_for, workdir_in
 
 SCENARIOS = ("fix", "error500", "loop", "daemon")
@@ -117,7 +118,7 @@ class Reply:
 
 
 @dataclass
-class FakeAnthropicAgent:
+class FakeAnthropicAgent(HttpFake):
     """The server: its scenario, what it received and the usage it reported."""
 
     scenario: str
@@ -134,22 +135,11 @@ class FakeAnthropicAgent:
             raise ValueError(f"unknown scenario {self.scenario!r}; known: {', '.join(SCENARIOS)}")
         if self.scenario == "daemon" and not self.daemon:
             raise ValueError("the daemon scenario needs its command (daemon_command)")
-        self.server = ThreadingHTTPServer((self.host, self.port), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(_handler(self), host=self.host, port=self.port)
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FakeAnthropicAgent:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        return self.root
 
     def messages(self) -> list[Received]:
         """The Messages requests received (the conversation turns, retries included)."""

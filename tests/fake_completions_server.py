@@ -23,11 +23,19 @@ import importlib.util
 import json
 import random
 import re
-import threading
+import sys
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+# A task's server.py may run this file by path (runpy), with its own folder first on sys.path: the
+# shared server base sits next to this file.
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.append(HERE)
+
+from http_fake import HttpFake  # noqa: E402
 
 MODEL = "fake-model"
 QUESTION = re.compile(r"Question: (.*?)\nAnswer:", re.S)
@@ -149,28 +157,17 @@ def completion(behaviour: Behaviour, body: dict[str, Any]) -> dict[str, Any]:
     return {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": MODEL, "choices": choices}
 
 
-class FakeCompletions:
+class FakeCompletions(HttpFake):
     """The server on a free port of 127.0.0.1, run in a thread; ``requests`` counts completions."""
 
     def __init__(self, behaviour: Behaviour, port: int = 0) -> None:
         self.behaviour = behaviour
         self.requests = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        super().__init__(_handler(self), port=port, poll_interval=0.02)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FakeCompletions:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        return self.root
 
 
 def _handler(fake: FakeCompletions) -> type[BaseHTTPRequestHandler]:

@@ -15,10 +15,12 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from http_fake import HttpFake
 
 MESSAGES = "/v1/messages"
 CHAT = "/v1/chat/completions"
@@ -40,7 +42,7 @@ class Received:
     body: Any
 
 
-class FakeLLM:
+class FakeLLM(HttpFake):
     """The server, its queues and its log of received requests."""
 
     def __init__(self) -> None:
@@ -48,13 +50,7 @@ class FakeLLM:
         self.received: list[Received] = []
         self.unexpected: list[str] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(_handler(self), poll_interval=0.02)
 
     @property
     def anthropic_base_url(self) -> str:
@@ -63,15 +59,6 @@ class FakeLLM:
     @property
     def openai_base_url(self) -> str:
         return f"{self.root}/v1"
-
-    def __enter__(self) -> FakeLLM:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
     # ---- scripting -------------------------------------------------------------------------------
 

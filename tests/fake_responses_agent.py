@@ -32,9 +32,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from http_fake import HttpFake
 from smoke_fixes import FileFix, fix_for
 
 SCENARIOS = ("fix", "error500", "loop", "daemon")
@@ -95,7 +96,7 @@ def usage_for(step: int) -> Usage:
     return Usage(input=1200 + 100 * step, cached=500 + 10 * step, output=40 + 7 * step, reasoning=3)
 
 
-class FakeResponses:
+class FakeResponses(HttpFake):
     """The server: one scenario, its log of requests, and the usage it sent."""
 
     def __init__(self, scenario: str, marker: str | None = None) -> None:
@@ -106,22 +107,11 @@ class FakeResponses:
         self.received: list[Received] = []
         self.sent = Sent()
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(_handler(self))
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeResponses:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        return f"{self.root}/v1"
 
     def requests(self) -> list[Received]:
         with self.lock:

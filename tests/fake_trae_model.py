@@ -29,9 +29,10 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from http_fake import HttpFake
 from smoke_fixes import fix_for, workdir_in
 
 RESPONSES = "/v1/responses"
@@ -69,7 +70,7 @@ class Received:
 
 
 @dataclass
-class FakeTraeModel:
+class FakeTraeModel(HttpFake):
     """The server, its scenario and what it received and reported."""
 
     scenario: str = "fix"
@@ -83,13 +84,7 @@ class FakeTraeModel:
 
     def __post_init__(self) -> None:
         assert self.scenario in SCENARIOS, self.scenario
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self))
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(_handler(self), port=self.port)
 
     @property
     def openai_base_url(self) -> str:
@@ -98,15 +93,6 @@ class FakeTraeModel:
     @property
     def anthropic_base_url(self) -> str:
         return self.root  # the Anthropic SDK adds /v1 itself
-
-    def __enter__(self) -> FakeTraeModel:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
     def close(self) -> None:
         self.__exit__()

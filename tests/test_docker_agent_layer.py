@@ -22,13 +22,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fake_anthropic_agent import FakeAnthropicAgent
+from http_fake import HttpFake
 from pytest_isobench.agents.base import SolveContext
 from pytest_isobench.agents.claude_code import bundled_cli
 from pytest_isobench.agents.cli import (
@@ -74,7 +75,7 @@ printf ' "model": "%s", "usage": %s}}\n' "$model" "$usage"
 """
 
 
-class FakeModel:
+class FakeModel(HttpFake):
     """A model API stand-in on the host's bridge address: ``GET /usage`` answers what it spent."""
 
     def __init__(self) -> None:
@@ -95,18 +96,8 @@ class FakeModel:
                 return
 
         # A container on the bridge network cannot reach the host's 127.0.0.1: listen on the gateway.
-        self.server = ThreadingHTTPServer((bridge_gateway(), 0), Handler)
-        host, port = self.server.server_address[:2]
-        self.url = f"http://{host!s}:{port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeModel:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, host=bridge_gateway())
+        self.url = self.root
 
 
 class FakeCli(CliAgent):
