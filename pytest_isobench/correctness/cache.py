@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import __version__
-from ..measure.cache import checksum, machine_fingerprint, package_versions
-from ..results import write_json
+from ..cachefile import ChecksummedStore, source_hash
+from ..measure.cache import machine_fingerprint, package_versions
 from ..tasks import Task
 
 CACHE_FORMAT = 1
@@ -29,10 +30,7 @@ CHECKS_DIR = Path(__file__).resolve().parent
 @functools.cache
 def check_code_hash() -> str:
     """Hash of the correctness code (every ``pytest_isobench/correctness/*.py``)."""
-    digest = hashlib.sha256()
-    for path in sorted(CHECKS_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return source_hash(CHECKS_DIR)
 
 
 def human_key(task: Task, config: BaseModel, *, backend: str, extra: dict[str, Any] | None = None) -> str:
@@ -61,31 +59,16 @@ class HumanResultCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root / "correctness"
-
-    def _path(self, task: Task, kind: str, key: str) -> Path:
-        return self.root / task.id / f"{kind}-{key[:24]}.json"
+        self.files = ChecksummedStore(self.root, CACHE_FORMAT)
 
     def load(self, task: Task, kind: str, key: str) -> tuple[Any | None, str | None]:
         """(result, None) when usable; (None, why) for a damaged or edited entry (then deleted);
         (None, None) when there is none."""
-        path = self._path(task, kind, key)
-        if not path.is_file():
-            return None, None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            content = data["content"]
-            if data.get("format") != CACHE_FORMAT or content.get("key") != key:
-                return None, None
-            if data.get("checksum") == checksum(content):
-                return content["result"], None
-            problem = "its checksum does not match its content (edited after it was written)"
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            problem = f"it cannot be read ({type(exc).__name__})"
-        path.unlink(missing_ok=True)
-        return (
-            None,
-            f"discarded the cached human {kind} result {path.name}: {problem}; asking the human again",
-        )
+        result, problem = self.files.load(task.id, kind, key, operator.itemgetter("result"))
+        if problem is None:
+            return result, None
+        name = self.files.path(task.id, kind, key).name
+        return None, f"discarded the cached human {kind} result {name}: {problem}; asking the human again"
 
     def store(self, task: Task, kind: str, key: str, result: Any, info: dict[str, Any]) -> None:
         content = {
@@ -99,7 +82,4 @@ class HumanResultCache:
                 **info,
             },
         }
-        write_json(
-            self._path(task, kind, key),
-            {"format": CACHE_FORMAT, "checksum": checksum(content), "content": content},
-        )
+        self.files.store(task.id, kind, content)

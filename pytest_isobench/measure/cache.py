@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..results import write_json
+from ..cachefile import ChecksummedStore, source_hash
+from ..cachefile import checksum as checksum  # re-exported: entries are checked with it
 from ..tasks import Task
 from .benchfiles import benchmark_patterns
 from .runner import BenchRun
@@ -40,10 +41,7 @@ RECORDED_PACKAGES = ("pytest-isobench", "torch", "vllm", "sglang", "transformers
 @functools.cache
 def measurement_code_hash() -> str:
     """Hash of the measurement code (every ``pytest_isobench/measure/*.py``): part of every cache key."""
-    digest = hashlib.sha256()
-    for path in sorted(MEASURE_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return source_hash(MEASURE_DIR)
 
 
 @functools.cache
@@ -56,11 +54,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return found
-
-
-def checksum(content: Any) -> str:
-    """SHA-256 of the canonical JSON of an entry's content."""
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -133,29 +126,16 @@ class MeasurementCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root / "measurements"
-
-    def _path(self, task: Task, variant: str, key: str) -> Path:
-        return self.root / task.id / f"{variant}-{key[:24]}.json"
+        self.files = ChecksummedStore(self.root, CACHE_FORMAT)
 
     def load(self, task: Task, variant: str, key: str) -> tuple[CacheEntry | None, str | None]:
         """(entry, None) when usable; (None, why) when the entry exists but cannot be trusted; (None, None)
         when there is none. A damaged or tampered entry is deleted, so it is measured again."""
-        path = self._path(task, variant, key)
-        if not path.is_file():
-            return None, None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            content = data["content"]
-            if data.get("format") != CACHE_FORMAT or content.get("key") != key:
-                return None, None  # another layout: measured again, not an alarm
-            if data.get("checksum") != checksum(content):
-                problem = "its checksum does not match its content (edited after it was written)"
-            else:
-                return CacheEntry([BenchRun(**run) for run in content["runs"]], content["info"]), None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            problem = f"it cannot be read ({type(exc).__name__})"
-        path.unlink(missing_ok=True)
-        return None, f"discarded the cached {variant} measurement {path.name}: {problem}; measuring it again"
+        entry, problem = self.files.load(task.id, variant, key, _entry)
+        if problem is None:
+            return entry, None
+        name = self.files.path(task.id, variant, key).name
+        return None, f"discarded the cached {variant} measurement {name}: {problem}; measuring it again"
 
     def store(self, task: Task, variant: str, key: str, runs: list[BenchRun], info: dict[str, Any]) -> bool:
         """Keep a clean measurement (every run ok) with how it was measured; False when not kept."""
@@ -175,11 +155,12 @@ class MeasurementCache:
                 **info,
             },
         }
-        write_json(
-            self._path(task, variant, key),
-            {"format": CACHE_FORMAT, "checksum": checksum(content), "content": content},
-        )
+        self.files.store(task.id, variant, content)
         return True
+
+
+def _entry(content: dict[str, Any]) -> CacheEntry:
+    return CacheEntry([BenchRun(**run) for run in content["runs"]], content["info"])
 
 
 def load_summary(runs: list[BenchRun]) -> dict[str, Any]:
