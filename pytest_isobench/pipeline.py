@@ -108,6 +108,19 @@ def check_runnable(job: Job) -> None:
         raise TaskSkipped(f"{task.id} needs {needed} GPU(s); {available} available to this backend here")
 
 
+def job_outcome(job: Job, **fields: Any) -> Outcome:
+    """A new outcome naming the job (task, repo, agent, run, hints, artifacts), with ``fields`` set."""
+    return Outcome(
+        task_id=job.task.id,
+        repo=job.task.repo,
+        agent=job.agent_spec,
+        run_id=job.run_id,
+        hints=job.settings.hints,
+        artifacts=str(job.artifacts),
+        **fields,
+    )
+
+
 def run_job(job: Job, progress: Progress | None = None) -> Outcome:
     """Run or resume one job; raise TaskSkipped or InfrastructureError, else return the outcome."""
     say = progress or (lambda _message: None)
@@ -123,14 +136,7 @@ def run_job(job: Job, progress: Progress | None = None) -> Outcome:
                     outcome = _rejudge(job, outcome, say)
                 return outcome
     started = time.monotonic()
-    outcome = Outcome(
-        task_id=job.task.id,
-        repo=job.task.repo,
-        agent=job.agent_spec,
-        run_id=job.run_id,
-        hints=job.settings.hints,
-        artifacts=str(job.artifacts),
-    )
+    outcome = job_outcome(job)
     try:
         _run_stages(job, outcome, say)
     except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
@@ -166,13 +172,8 @@ def solve_job(job: Job, progress: Progress | None = None) -> None:
         finally:
             sandbox.close()
     except (SandboxError, RepoError, GitError, OSError, ValueError) as exc:
-        outcome = Outcome(
-            task_id=job.task.id,
-            repo=job.task.repo,
-            agent=job.agent_spec,
-            run_id=job.run_id,
-            hints=job.settings.hints,
-            artifacts=str(art),
+        outcome = job_outcome(
+            job,
             status="error",
             error=f"{type(exc).__name__}: {exc}",
             duration_s=round(time.monotonic() - started, 3),

@@ -32,7 +32,7 @@ import ray.exceptions
 import ray.util
 
 from ..options import Settings
-from ..pipeline import InfrastructureError, Job, Progress, TaskSkipped, run_job
+from ..pipeline import InfrastructureError, Job, Progress, TaskSkipped, job_outcome, run_job
 from ..results import Outcome, append_outcome, write_json
 from ..secrets import redact_data
 from .stages import make_request, pack_dir, run_stage, unpack_dir
@@ -274,17 +274,7 @@ class RayExecutor:
         return f"the Ray cluster lost the {stage} stage{where}: {type(exc).__name__}: {first[:400]}"
 
     def _error(self, job: Job, message: str) -> InfrastructureError:
-        outcome = Outcome(
-            task_id=job.task.id,
-            repo=job.task.repo,
-            agent=job.agent_spec,
-            run_id=job.run_id,
-            hints=job.settings.hints,
-            artifacts=str(job.artifacts),
-            status="error",
-            error=message,
-        )
-        return InfrastructureError(message, _record(job, outcome))
+        return InfrastructureError(message, _record(job, job_outcome(job, status="error", error=message)))
 
     def _finish(self, job: Job, answer: dict[str, Any], progress: Progress) -> Outcome:
         """Unpack the artifacts into the controller's run folder and record the outcome there."""
