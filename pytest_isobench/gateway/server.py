@@ -285,6 +285,7 @@ class Gateway:
         url = upstream.url(rest)
         meter = UsageMeter(api, streamed=bool(entry.get("stream")))
         response: web.StreamResponse | None = None
+        accounted = False
         try:
             async with self._session.request(
                 request.method, url, params=request.query, data=body or None, headers=headers
@@ -305,6 +306,9 @@ class Gateway:
                 async for chunk in answer.content.iter_any():
                     meter.feed(chunk)
                     await response.write(chunk)
+                # Counted before the agent sees the end of the answer: once it has the whole answer
+                # (and may exit), its ledger already holds this call.
+                accounted = self._account(entry, meter, started, ledger)
                 await response.write_eof()
                 return response
         except (ServerTimeoutError, TimeoutError) as exc:
@@ -320,9 +324,11 @@ class Gateway:
                 return _error(wire, 502, "api_error", f"isobench gateway: {entry['error']}")
             raise  # the answer had started: the agent sees a cut stream
         finally:
-            self._account(entry, meter, started, ledger)
+            if not accounted:
+                self._account(entry, meter, started, ledger)
 
-    def _account(self, entry: dict[str, Any], meter: UsageMeter, started: float, ledger: Ledger) -> None:
+    def _account(self, entry: dict[str, Any], meter: UsageMeter, started: float, ledger: Ledger) -> bool:
+        """Write the call to the attempt's ledger (its usage read from the answer); True."""
         entry["latency_s"] = _since(started)
         usage = meter.result()
         if usage is not None:
@@ -335,6 +341,7 @@ class Gateway:
                 else cost_usd(str(model), usage.input, usage.output, usage.cached, table=self.prices)
             )
         ledger.record(entry)
+        return True
 
     def _ledger(self, request: web.Request) -> Ledger | None:
         token = request.headers.get("x-api-key", "")
