@@ -72,13 +72,9 @@ def set_gpus(task_file: Path, count: int) -> None:
     task_file.write_text(text)
 
 
-def run_suite(
-    project: Path, *args: str, timeout_s: float = 900
-) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
-    """``pytest`` on the project in a child process; its JSON report's tests by task id."""
-    report = project / "report.json"
-    report.unlink(missing_ok=True)
-    argv = [
+def suite_argv(project: Path, *args: str) -> list[str]:
+    """The command line that runs the project's suite, its JSON report in ``report.json``."""
+    return [
         sys.executable,
         "-m",
         "pytest",
@@ -91,10 +87,25 @@ def run_suite(
         "--isobench-rounds=2",
         "--isobench-warmup=0",
         "--json-report",
-        f"--json-report-file={report}",
+        f"--json-report-file={project / 'report.json'}",
         *args,
     ]
-    result = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=False, timeout=timeout_s)
+
+
+def run_suite(
+    project: Path, *args: str, timeout_s: float = 900
+) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
+    """``pytest`` on the project in a child process; its JSON report's tests by task id."""
+    report = project / "report.json"
+    report.unlink(missing_ok=True)
+    result = subprocess.run(
+        suite_argv(project, *args),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout_s,
+    )
     if not report.is_file():
         raise AssertionError(f"no report; pytest said:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     tests = json.loads(report.read_text())["tests"]

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 pytest.importorskip("ray", reason="the ray extra: pip install 'pytest-isobench[ray]'")
 
-from ray_cluster import outcome_of, ray_cluster, run_suite, smoke_project
+from ray_cluster import outcome_of, ray_cluster, run_suite, smoke_project, suite_argv
 
 pytestmark = pytest.mark.slow
 
@@ -89,22 +88,7 @@ def kill_node(cluster: Any, node: Any) -> None:
 
 
 def _start(project: Path, args: tuple[str, ...]) -> subprocess.Popen[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "test_isobench.py",
-        "-p",
-        "no:cacheprovider",
-        "--isobench-tasks=tasks",
-        f"--isobench-runs-dir={project / 'runs'}",
-        f"--isobench-cache-dir={project / 'cache'}",
-        "--isobench-rounds=2",
-        "--isobench-warmup=0",
-        "--json-report",
-        f"--json-report-file={project / 'report.json'}",
-        *args,
-    ]
+    argv = suite_argv(project, *args)
     return subprocess.Popen(argv, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
