@@ -178,8 +178,75 @@ time.sleep(1000)
 """
 
 
+def watchdogs(supervisor: int) -> list[int]:
+    """The supervisor's watchdog: its child that is still the supervisor's program (the command is ``sh``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                not entry.name.isdigit()
+                or int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != supervisor
+            ):
+                continue
+            if b"supervise.py" in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_a_supervisor_killed_by_sigkill_takes_the_command_and_its_daemons_with_it(tmp_path: Path) -> None:
+    """What a Ray worker's death does to its children: SIGKILL, no chance to clean up; the watchdog does."""
+    marker = f"isobench-marker-{uuid.uuid4().hex}"
+    command = f"setsid sh -c 'sleep 1002; : {marker}' & sleep 1000 & sleep 1001; : {marker}"
+    process = Process(
+        command,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        supervisor = process.popen.pid
+        assert wait_for(lambda: len(marked(marker)) >= 2)  # the shell and the daemon that left its session
+        assert len(watchdogs(supervisor)) == 1
+        os.kill(supervisor, signal.SIGKILL)
+        process.popen.wait(30)
+        assert wait_for(lambda: not marked(marker), 30), marked(marker)
+        assert wait_for(lambda: not watchdogs(supervisor), 30)
+    finally:
+        process.stop()
+
+
+def test_a_finished_command_leaves_no_watchdog(tmp_path: Path) -> None:
+    result = run(
+        "exit 3",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout_s=30,
+        stdout_path=tmp_path / "o",
+        stderr_path=tmp_path / "e",
+    )
+    assert result.returncode == 3
+    # The supervisor ended its watchdog before it exited (else it would hang on as an orphan).
+    assert not [
+        pid
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if _is_orphan_watchdog(pid, tmp_path)
+    ]
+
+
+def _is_orphan_watchdog(pid: int, cwd: Path) -> bool:
+    try:
+        return b"supervise.py" in Path(f"/proc/{pid}/cmdline").read_bytes() and os.readlink(
+            f"/proc/{pid}/cwd"
+        ) == str(cwd)
+    except OSError:
+        return False
+
+
 def test_cleanup_ends_what_a_killed_harness_and_supervisor_left(tmp_path: Path) -> None:
-    """The double fault: the harness and the supervisor both die by SIGKILL; the records remain."""
+    """The triple fault: harness, supervisor and watchdog all die by SIGKILL; the records remain."""
     records, marker = tmp_path / "cache" / "procs", f"isobench-marker-{uuid.uuid4().hex}"
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER, str(records), f"sleep 1000 & sleep 1001; : {marker}"],
@@ -200,6 +267,8 @@ def test_cleanup_ends_what_a_killed_harness_and_supervisor_left(tmp_path: Path) 
             check=True,
         )
         assert "kept server" in kept.stdout and marked(marker)  # its harness is alive: not touched
+        for watchdog in watchdogs(supervisor):
+            os.kill(watchdog, signal.SIGKILL)
         os.kill(supervisor, signal.SIGKILL)
         owner.kill()
         owner.wait(30)

@@ -117,8 +117,46 @@ def test_ctrl_c_cancels_what_was_submitted_and_leaves_no_agent_running(cluster: 
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, OSError):
         return False
-    return True
+    return state not in ("Z", "X")
+
+
+def test_a_cluster_that_goes_away_gives_every_waiting_item_an_error_and_the_run_ends(tmp_path: Path) -> None:
+    """The head's GCS dies: Ray would end the controller a minute later, with no report; instead every
+    item gets its E, the summary is printed, and the agents left on the nodes end with their workers."""
+    import psutil  # Ray's own dependency
+
+    project = smoke_project(tmp_path / "project")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    agent = f"command:echo $$ >> {marks}/pids; sleep 600"
+    with ray_cluster(tmp_path / "nodes", [HEAD, WORKER]) as doomed:
+        args = (f"--isobench-agent={agent}", "-m", "smoke", f"--isobench-executor=ray:{doomed.address}")
+        runner = _start(project, args)
+        try:
+            wait_for(marks / "pids", 240)
+            for process in doomed.head_node.all_processes["gcs_server"]:
+                psutil.Process(process.process.pid).kill()
+            stdout, _ = runner.communicate(timeout=300)  # bounded: the controller must not hang
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait()
+        assert runner.returncode == pytest.ExitCode.TESTS_FAILED, stdout[-3000:]
+        report = json.loads((project / "report.json").read_text())
+        assert len(report["tests"]) == 3
+        for test in report["tests"]:
+            assert test["setup"]["outcome"] == "failed", stdout[-3000:]  # E, not F
+            assert "infrastructure error" in test["setup"]["longrepr"]
+            assert "the Ray cluster" in test["setup"]["longrepr"]
+        assert "isobench: run" in stdout, stdout[-3000:]  # the summary was printed
+        agents = [int(line) for line in (marks / "pids").read_text().split()]
+        deadline = time.monotonic() + 180  # the nodes notice the loss after Ray's own minute
+        while alive := [pid for pid in agents if _alive(pid)]:
+            assert time.monotonic() < deadline, f"agents {alive} outlived their cluster"
+            time.sleep(1)

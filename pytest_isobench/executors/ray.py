@@ -18,11 +18,14 @@ every selected item is submitted (``submit``); each item's fixture then waits fo
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,17 @@ CONNECT_TIMEOUT_S = 10.0
 CANCEL_GRACE_S = 20.0
 # How often a waiting item checks that the cluster still answers, and how long it may take to answer.
 ALIVE_EVERY_S = 15.0
+ALIVE_ANSWER_S = 30.0
+# Ray ends a driver whose cluster (its GCS) stays away for a minute, before pytest can report anything.
+# The controller waits longer than that, so that its own check (above) finds the loss and every item
+# left gets its E, the summary and the reports.
+GCS_PATIENCE_VAR = "RAY_gcs_rpc_server_reconnect_timeout_s"
+GCS_PATIENCE_S = 24 * 3600
+LEAVE_S = 20.0
+# A stage whose node's raylet died (the cluster went away) stops its processes, as on Ctrl-C, and its
+# worker exits: Ray leaves a worker that is busy running a task alive after its raylet.
+NODE_CHECK_S = 1.0
+STAGE_STOP_S = 30.0
 PLACEMENT_FILE = "executor.json"
 NO_SLOT = (
     "no node of the Ray cluster offers the measurement slot: start the GPU hosts with"
@@ -60,10 +74,32 @@ def _node() -> dict[str, str]:
     return {"id": node_id, "name": f"{_node_ip()} (node {node_id[:8]})"}
 
 
+@contextlib.contextmanager
+def _ends_with_its_node() -> Iterator[None]:
+    """While a stage runs: if this worker's raylet dies (its parent changes), interrupt the stage as
+    Ctrl-C would (the pipeline stops the agent's or benchmark's process tree), then end the worker."""
+    raylet = os.getppid()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(NODE_CHECK_S):
+            if os.getppid() != raylet:
+                _thread.interrupt_main()
+                done.wait(STAGE_STOP_S)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="isobench-node-watch", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 @ray.remote
 def solve_stage(request: dict[str, Any]) -> dict[str, Any]:
     """On a cluster node: prepare and run the agent up to the recorded patch."""
-    return run_stage("solve", request, node=_node())
+    with _ends_with_its_node():
+        return run_stage("solve", request, node=_node())
 
 
 @ray.remote
@@ -72,7 +108,9 @@ def measure_stage(request: dict[str, Any], solved: dict[str, Any]) -> dict[str, 
     if solved["status"] != "ok":  # the solve stage's answer stands; nothing to measure
         return {**solved, "measure_skipped": True}
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-    answer = run_stage("measure", {**request, "recorded": solved["artifacts"]}, node=_node(), gpu_ids=gpu_ids)
+    recorded = {**request, "recorded": solved["artifacts"]}
+    with _ends_with_its_node():
+        answer = run_stage("measure", recorded, node=_node(), gpu_ids=gpu_ids)
     answer["solve_placement"] = solved["placement"]
     return answer
 
@@ -102,6 +140,7 @@ class RayExecutor:
         self._skipped: dict[str, str] = {}
         self._capacity: tuple[int, int] | None = None  # (nodes with a measurement slot, most GPUs on one)
         self._last_alive = time.monotonic()
+        self._lost: str | None = None  # why the cluster is gone, once it is
 
     @classmethod
     def create(cls, arg: str | None, settings: Settings) -> RayExecutor:
@@ -125,6 +164,7 @@ class RayExecutor:
                     f"cannot reach the Ray cluster at {self.address} ({exc.strerror or exc}): start it with"
                     " `ray start --head --port=PORT` or give the head's HOST:PORT"
                 ) from None
+        os.environ.setdefault(GCS_PATIENCE_VAR, str(GCS_PATIENCE_S))  # read by ray.init, in this process
         try:
             ray.init(
                 address=self.address,
@@ -206,12 +246,21 @@ class RayExecutor:
         return self._finish(job, answer, progress)
 
     def close(self) -> None:
-        """Cancel whatever is still submitted (also after Ctrl-C), then leave the cluster."""
+        """Cancel whatever is still submitted (also after Ctrl-C), then leave the cluster; a cluster
+        that is gone gets ``LEAVE_S`` to let go, not more."""
         refs = [ref for handle in self._submitted.values() for ref in (handle.measure, handle.solve)]
         self._submitted.clear()
-        _cancel(refs)
-        with contextlib.suppress(Exception):
-            ray.shutdown()
+
+        def leave() -> None:
+            if self._lost is None:
+                _cancel(refs)
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+
+        if self._lost is None:
+            leave()
+        else:
+            _bounded(leave, LEAVE_S)
 
     # -- waiting and recording ---------------------------------------------------------------------
 
@@ -252,15 +301,19 @@ class RayExecutor:
         return None
 
     def _check_alive(self, job: Job, handle: _Submitted) -> None:
-        if time.monotonic() - self._last_alive < ALIVE_EVERY_S:
-            return
-        try:
-            _nodes()
-        except Exception as exc:
-            self._cancel(handle)
-            message = f"the Ray cluster stopped answering: {type(exc).__name__}: {exc}"
-            raise self._error(job, message) from None
-        self._last_alive = time.monotonic()
+        """Every ``ALIVE_EVERY_S``, ask the cluster for its nodes; no answer within ``ALIVE_ANSWER_S``
+        means it is gone, and this item and every one still waiting get an E at once."""
+        if self._lost is None and time.monotonic() - self._last_alive >= ALIVE_EVERY_S:
+            answered, error = _bounded(_nodes, ALIVE_ANSWER_S)
+            if error is not None:
+                self._lost = f"the Ray cluster stopped answering: {type(error).__name__}: {error}"
+            elif not answered:
+                self._lost = f"the Ray cluster stopped answering (no answer within {ALIVE_ANSWER_S:g} s)"
+            else:
+                self._last_alive = time.monotonic()
+        if self._lost is not None:
+            self._submitted.pop(str(job.artifacts), None)
+            raise self._error(job, self._lost)
 
     def _cancel(self, handle: _Submitted) -> None:
         _cancel([handle.measure, handle.solve])
@@ -270,8 +323,10 @@ class RayExecutor:
         text = str(exc)
         node = _node_named(text)
         first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+        sentence = re.match(r".*?[.!?](?=\s|$)", first)  # Ray's advice after it is for Ray's own tools
         where = f" on node {node}" if node else ""
-        return f"the Ray cluster lost the {stage} stage{where}: {type(exc).__name__}: {first[:400]}"
+        said = (sentence[0] if sentence else first)[:400]
+        return f"the Ray cluster lost the {stage} stage{where}: {type(exc).__name__}: {said}"
 
     def _error(self, job: Job, message: str) -> InfrastructureError:
         return InfrastructureError(message, _record(job, job_outcome(job, status="error", error=message)))
@@ -296,6 +351,25 @@ class RayExecutor:
             outcome = Outcome.model_validate({**wire, "artifacts": str(job.artifacts)})
             raise InfrastructureError(message, _record(job, outcome))
         return _record(job, Outcome.model_validate({**wire, "artifacts": str(job.artifacts)}))
+
+
+def _bounded(call: Callable[[], Any], timeout_s: float) -> tuple[bool, BaseException | None]:
+    """Run ``call`` in a daemon thread: (whether it ended within ``timeout_s``, what it raised).
+
+    A call into a cluster that is gone can block for as long as Ray retries; the thread is left to it.
+    """
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:  # reported to the caller
+            raised.append(exc)
+
+    thread = threading.Thread(target=target, name="isobench-ray-call", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return not thread.is_alive(), (raised[0] if raised else None)
 
 
 def _cancel(refs: list[Any]) -> None:

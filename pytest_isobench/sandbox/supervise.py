@@ -10,7 +10,10 @@ all of them
 
 - when the command exits (stragglers go with it),
 - when it gets SIGTERM, SIGINT or SIGHUP (the harness stops the stage: time limit, Ctrl-C),
-- when the harness process dies, even by SIGKILL (``PR_SET_PDEATHSIG``).
+- when the harness process dies, even by SIGKILL (``PR_SET_PDEATHSIG``);
+- when the supervisor itself is killed by SIGKILL (a Ray worker that dies takes its children with it
+  that way): a watchdog child, which holds the read end of a pipe only the supervisor writes to, sees
+  the pipe close and kills every process that carries the command's token (``ISOBENCH_PROCESS_TOKEN``).
 
 Its exit status is the command's (a command killed by signal N makes the supervisor die by N too).
 Elsewhere (no ``/proc``, no ``prctl``) it still runs the command and stops what it can see.
@@ -36,6 +39,7 @@ PR_SET_CHILD_SUBREAPER = 36
 DEATH_SIGNAL = signal.SIGHUP
 GRACE_S = 2.0
 KILL_ROUNDS_S = 5.0
+TOKEN_VAR = "ISOBENCH_PROCESS_TOKEN"  # reaper.TOKEN_VAR (this script imports nothing of the plugin)
 
 
 def prctl(option: int, value: int) -> bool:
@@ -122,6 +126,65 @@ def end_descendants(root: int, grace_s: float = GRACE_S) -> None:
             time.sleep(0.02)
 
 
+def with_token(token: str) -> list[int]:
+    """Pids of the processes whose environment carries ``TOKEN_VAR=token``, this one excepted."""
+    needle = f"{TOKEN_VAR}={token}".encode()
+    found = []
+    for pid in process_table():
+        if pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(pid)
+    return found
+
+
+def start_watchdog(token: str) -> tuple[int, int]:
+    """Fork the watchdog; (its pid, the pipe's write end, which this process keeps open while it lives).
+
+    The watchdog ignores the signals that stop a stage (the supervisor ends it), waits for the pipe to
+    close, then kills every process with the token until none is left.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid != 0:
+        os.close(read_end)
+        return pid, write_end
+    try:
+        os.close(write_end)
+        for sig in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # hold no pipe of the harness open
+            os.dup2(null, fd)
+        while True:
+            try:
+                if not os.read(read_end, 1):
+                    break
+            except InterruptedError:
+                continue
+        deadline = time.monotonic() + KILL_ROUNDS_S
+        while (left := with_token(token)) and time.monotonic() < deadline:
+            for target in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(target, signal.SIGKILL)
+            time.sleep(0.02)
+    finally:
+        os._exit(0)
+
+
+def stop_watchdog(pid: int) -> None:
+    """The supervisor ends normally and does its own cleaning: the watchdog goes first, quietly."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, 0)
+
+
 class Stop(Exception):
     """The stage is being stopped (or the harness died)."""
 
@@ -147,11 +210,15 @@ def main(argv: list[str]) -> int:
     prctl(PR_SET_PDEATHSIG, DEATH_SIGNAL)
     if os.getppid() != harness:  # the harness died before the line above
         return 128 + signal.SIGTERM
+    token = os.environ.get(TOKEN_VAR)
+    watchdog, pipe = start_watchdog(token) if token else (0, -1)
     child = 0
     status: int | None = None
     try:
         child = os.fork()
         if child == 0:
+            if pipe >= 0:
+                os.close(pipe)
             for sig in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL, signal.SIGPIPE, signal.SIGXFSZ):
                 signal.signal(sig, signal.SIG_DFL)
             try:
@@ -170,6 +237,8 @@ def main(argv: list[str]) -> int:
     stopping[0] = True
     for sig in (signal.SIGTERM, signal.SIGINT, DEATH_SIGNAL):
         signal.signal(sig, signal.SIG_IGN)
+    if watchdog:
+        stop_watchdog(watchdog)
     end_descendants(os.getpid())
     if status is None:
         return 128 + signal.SIGTERM
