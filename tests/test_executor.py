@@ -104,7 +104,7 @@ class Recording(LocalExecutor):
         with LOG.open("a") as handle:
             handle.write(json.dumps([what, job.task.id, self.arg]) + "\\n")
 
-    def submit(self, job):
+    def submit(self, job, progress):
         self._log("submit", job)
 
     def run(self, job, progress):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,7 +91,59 @@ def kill_node(cluster: Any, node: Any) -> None:
 
 def _start(project: Path, args: tuple[str, ...]) -> subprocess.Popen[str]:
     argv = suite_argv(project, *args)
-    return subprocess.Popen(argv, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines reach the pipe as they are printed
+    return subprocess.Popen(
+        argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_a_remote_stages_progress_lines_show_while_it_runs(cluster: Any, tmp_path: Path) -> None:
+    """The agent waits until the test has seen the agent stage's line on the controller's terminal:
+    lines replayed only when the stage ends would never come."""
+    project = smoke_project(tmp_path / "project")
+    go = tmp_path / "go"
+    agent = f"command:while [ ! -e {go} ]; do sleep 0.2; done"
+    args = (f"--isobench-agent={agent}", "-k", "smoke-latency", f"--isobench-executor=ray:{cluster.address}")
+    runner = _start(project, args)
+    lines: queue.Queue[str | None] = queue.Queue()
+    seen: list[str] = []
+
+    def read() -> None:
+        assert runner.stdout is not None
+        for line in runner.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any("smoke-latency: agent command:" in line and "at work" in line for line in seen):
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                raise AssertionError(
+                    "no agent line while the agent works:\n" + "".join(seen)[-3000:]
+                ) from None
+            assert line is not None, "the run ended before the agent's line came:\n" + "".join(seen)[-3000:]
+            seen.append(line)
+        go.touch()
+        runner.wait(timeout=300)
+    finally:
+        go.touch()
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        reader.join(timeout=30)
+        if runner.stdout is not None:
+            runner.stdout.close()
+    while (line := lines.get_nowait() if not lines.empty() else None) is not None:
+        seen.append(line)
+    output = "".join(seen)
+    assert runner.returncode == pytest.ExitCode.TESTS_FAILED, output[-3000:]  # worse: nothing changed
+    assert output.count("agent stage done on") == 1
+    assert len([line for line in output.splitlines() if " at work (budget" in line]) == 1  # not replayed
+    assert "hard verdict:" in output  # the measurement stage's lines too
 
 
 def test_ctrl_c_cancels_what_was_submitted_and_leaves_no_agent_running(cluster: Any, tmp_path: Path) -> None:

@@ -15,14 +15,16 @@ class Executor(Protocol):
     """Runs jobs for the items of one pytest session; pytest stays in charge of selection and reports.
 
     ``submit`` is called for every selected item at the start of the run (an executor may start the
-    work there, or do nothing); ``run`` is called from each item's fixture and returns that item's
+    work there, or do nothing), with the job's ``progress`` callback: an executor that runs jobs
+    elsewhere may pass their lines on through it as they come, from the thread that is in ``run``
+    (pytest's main thread); ``run`` is called from each item's fixture and returns that item's
     outcome, raising ``pipeline.TaskSkipped`` or ``pipeline.InfrastructureError`` as ``run_job`` does;
     ``close`` cancels whatever is still running (also after Ctrl-C).
     """
 
     name: str
 
-    def submit(self, job: Job) -> None: ...
+    def submit(self, job: Job, progress: Progress) -> None: ...
 
     def run(self, job: Job, progress: Progress) -> Outcome: ...
 

@@ -18,7 +18,7 @@ class LocalExecutor:
             raise ValueError(f"takes no argument (got {arg!r}): use --isobench-executor=local")
         return cls()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, progress: Progress) -> None:
         """Nothing ahead: the job runs in ``run``."""
 
     def run(self, job: Job, progress: Progress) -> Outcome:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..keys import AGENT_KEY, EXECUTOR_KEY, EXTRA_JUDGES_KEY, RUN_ID_KEY, SANDBOX_KEY, SETTINGS_KEY
+from ..progress import reporter
 from ..tasks import LoadedTask
 
 if TYPE_CHECKING:  # the pipeline is imported when a job is built, not when the plugin loads
@@ -75,7 +76,7 @@ def submit_selected(config: pytest.Config, items: list[pytest.Item]) -> None:
         callspec = getattr(item, "callspec", None)
         entry = callspec.params.get("isobench_task") if callspec is not None else None
         if isinstance(entry, LoadedTask) and (job := job_for(config, entry)) is not None:
-            chosen.submit(job)
+            chosen.submit(job, reporter(config, job.run_dir, job.task.id))
 
 
 def unconfigure(config: pytest.Config) -> None:

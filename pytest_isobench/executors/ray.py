@@ -25,6 +25,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +39,10 @@ from ..options import Settings
 from ..pipeline import InfrastructureError, Job, Progress, TaskSkipped, job_outcome, run_job
 from ..results import Outcome, append_outcome, write_json
 from ..secrets import redact_data
-from .stages import make_request, pack_dir, run_stage, unpack_dir
+from .stages import Stage, make_request, pack_dir, run_stage, unpack_dir
 
 MEASURE_RESOURCE = "measure"
+NAMESPACE = "isobench"
 POLL_S = 1.0
 CONNECT_TIMEOUT_S = 10.0
 CANCEL_GRACE_S = 20.0
@@ -57,6 +59,8 @@ LEAVE_S = 20.0
 # worker exits: Ray leaves a worker that is busy running a task alive after its raylet.
 NODE_CHECK_S = 1.0
 STAGE_STOP_S = 30.0
+# How long a stage waits for its last progress lines to reach the board, and the controller for the board.
+LIVE_FLUSH_S = 10.0
 PLACEMENT_FILE = "executor.json"
 NO_SLOT = (
     "no node of the Ray cluster offers the measurement slot: start the GPU hosts with"
@@ -95,11 +99,69 @@ def _ends_with_its_node() -> Iterator[None]:
         done.set()
 
 
+class _Board:
+    """The run's progress lines on their way from the stages to the controller (one per run, no CPU)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def post(self, key: str, message: str) -> None:
+        self.lines.append((key, message))
+
+    def take(self) -> list[tuple[str, str]]:
+        lines, self.lines = self.lines, []
+        return lines
+
+    def ping(self) -> bool:
+        return True
+
+
+ProgressBoard: Any = ray.remote(num_cpus=0)(_Board)
+
+
+class _LiveLines:
+    """A stage's ``on_message``: posts each line to the run's board; ``delivered()`` at the end says
+    whether every line reached it (else the controller shows the answer's copy)."""
+
+    def __init__(self, live: dict[str, str] | None) -> None:
+        self.key = live["key"] if live else ""
+        self.board: Any = None
+        self.ok = False
+        if live:
+            with contextlib.suppress(Exception):
+                self.board = ray.get_actor(live["board"], namespace=NAMESPACE)
+                self.ok = True
+
+    def __call__(self, message: str) -> None:
+        if self.board is None:
+            return
+        try:
+            self.board.post.remote(self.key, message)
+        except Exception:
+            self.board, self.ok = None, False
+
+    def delivered(self) -> bool:
+        """True once every line posted is on the board (a caller's calls to an actor run in order)."""
+        if self.board is None:
+            return False
+        try:
+            return self.ok and bool(ray.get(self.board.ping.remote(), timeout=LIVE_FLUSH_S))
+        except Exception:
+            return False
+
+
+def _run_live(stage: Stage, request: dict[str, Any], gpu_ids: list[str] | None = None) -> dict[str, Any]:
+    lines = _LiveLines(request.get("live"))
+    with _ends_with_its_node():
+        answer = run_stage(stage, request, node=_node(), gpu_ids=gpu_ids, on_message=lines)
+    answer["live"] = lines.delivered()
+    return answer
+
+
 @ray.remote
 def solve_stage(request: dict[str, Any]) -> dict[str, Any]:
     """On a cluster node: prepare and run the agent up to the recorded patch."""
-    with _ends_with_its_node():
-        return run_stage("solve", request, node=_node())
+    return _run_live("solve", request)
 
 
 @ray.remote
@@ -108,9 +170,7 @@ def measure_stage(request: dict[str, Any], solved: dict[str, Any]) -> dict[str, 
     if solved["status"] != "ok":  # the solve stage's answer stands; nothing to measure
         return {**solved, "measure_skipped": True}
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-    recorded = {**request, "recorded": solved["artifacts"]}
-    with _ends_with_its_node():
-        answer = run_stage("measure", recorded, node=_node(), gpu_ids=gpu_ids)
+    answer = _run_live("measure", {**request, "recorded": solved["artifacts"]}, gpu_ids)
     answer["solve_placement"] = solved["placement"]
     return answer
 
@@ -141,6 +201,9 @@ class RayExecutor:
         self._capacity: tuple[int, int] | None = None  # (nodes with a measurement slot, most GPUs on one)
         self._last_alive = time.monotonic()
         self._lost: str | None = None  # why the cluster is gone, once it is
+        self._board: Any = None  # the run's ProgressBoard, made at the first submission
+        self._board_name = f"isobench-progress-{uuid.uuid4().hex[:12]}"
+        self._reporters: dict[str, Progress] = {}  # submitted item → its progress callback
 
     @classmethod
     def create(cls, arg: str | None, settings: Settings) -> RayExecutor:
@@ -168,7 +231,7 @@ class RayExecutor:
         try:
             ray.init(
                 address=self.address,
-                namespace="isobench",
+                namespace=NAMESPACE,
                 log_to_driver=False,
                 ignore_reinit_error=True,
                 configure_logging=False,
@@ -206,7 +269,7 @@ class RayExecutor:
 
     # -- the Executor protocol ---------------------------------------------------------------------
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, progress: Progress) -> None:
         key = str(job.artifacts)
         if key in self._submitted or key in self._skipped or _recorded_ok(job.artifacts):
             return  # a recorded outcome is resumed (and judged again if need be) in the controller
@@ -216,6 +279,9 @@ class RayExecutor:
             return
         recorded, _ = pack_dir(job.artifacts)
         request = make_request(job, recorded, storage=self.storage)
+        if self._make_board():
+            request["live"] = {"board": self._board_name, "key": key}
+        self._reporters[key] = progress
         label = f"{job.task.id}/{job.artifacts.name}"
         solve = solve_stage.options(num_cpus=1, max_retries=0, name=f"isobench-solve {label}").remote(request)
         measure = measure_stage.options(
@@ -231,7 +297,7 @@ class RayExecutor:
         key = str(job.artifacts)
         if _recorded_ok(job.artifacts) and key not in self._submitted:
             return run_job(job, progress=progress)
-        self.submit(job)
+        self.submit(job, progress)
         if key in self._skipped:
             raise TaskSkipped(self._skipped[key])
         handle = self._submitted[key]
@@ -243,7 +309,27 @@ class RayExecutor:
             raise
         finally:
             self._submitted.pop(key, None)
+            self._relay()  # this item's last lines come before its result
+            self._reporters.pop(key, None)
         return self._finish(job, answer, progress)
+
+    def _make_board(self) -> bool:
+        if self._board is None:
+            with contextlib.suppress(Exception):
+                self._board = ProgressBoard.options(name=self._board_name, namespace=NAMESPACE).remote()
+        return self._board is not None
+
+    def _relay(self) -> None:
+        """Pass the lines the stages posted on to their items' progress callbacks (the main thread's)."""
+        if self._board is None or self._lost is not None:
+            return
+        try:
+            lines: list[tuple[str, str]] = ray.get(self._board.take.remote(), timeout=LIVE_FLUSH_S)
+        except Exception:
+            return
+        for key, message in lines:
+            if (report := self._reporters.get(key)) is not None:
+                report(message)
 
     def close(self) -> None:
         """Cancel whatever is still submitted (also after Ctrl-C), then leave the cluster; a cluster
@@ -274,6 +360,7 @@ class RayExecutor:
                 if lost is not None:  # the measure stage would wait for a node that can run it
                     self._cancel(handle)
                     raise self._error(job, self._describe(lost, "agent"))
+            self._relay()
             if ready:
                 break
             if self.timeout_s is not None and time.monotonic() - handle.submitted > self.timeout_s:
@@ -338,8 +425,9 @@ class RayExecutor:
         if "solve_placement" in answer:
             stages["measure"] = _record_of(answer)
         _merge_placement(job.artifacts, stages)
-        for message in answer.get("messages", []):
-            progress(message)
+        if not answer.get("live"):  # the lines did not come live: the answer's copy
+            for message in answer.get("messages", []):
+                progress(message)
         if answer["status"] == "skipped":
             raise TaskSkipped(answer["message"])
         wire = answer.get("outcome")

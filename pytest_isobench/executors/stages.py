@@ -20,7 +20,7 @@ import socket
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -158,15 +158,24 @@ def run_stage(
     *,
     node: Mapping[str, str],
     gpu_ids: Sequence[str] | None = None,
+    on_message: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run one stage of a job here and answer with what the controller records.
 
     ``node``: this node's ``id`` and ``name`` (where it ran, for the record and error messages);
-    ``gpu_ids``: the GPUs the scheduler gave the stage (None: the backend's own choice). The answer's
-    ``status`` is ``ok``, ``error`` (an infrastructure error, with its ``outcome``) or ``skipped``.
+    ``gpu_ids``: the GPUs the scheduler gave the stage (None: the backend's own choice);
+    ``on_message``: called with each progress line as it comes (the answer's ``messages`` has them
+    all too). The answer's ``status`` is ``ok``, ``error`` (an infrastructure error, with its
+    ``outcome``) or ``skipped``.
     """
     started = time.time()
     messages: list[str] = []
+
+    def say(message: str) -> None:
+        messages.append(message)
+        if on_message is not None:
+            on_message(message)
+
     result: dict[str, Any] = {"stage": stage, "status": "ok", "message": "", "outcome": None}
     job: Job | None = None
     try:
@@ -175,10 +184,10 @@ def run_stage(
             shutil.rmtree(job.artifacts)
         unpack_dir(request["recorded"], job.artifacts)
         if stage == "solve":
-            solve_job(job, messages.append)
+            solve_job(job, say)
         else:
             check_runnable(job)
-            result["outcome"] = run_job(job, messages.append).to_wire()
+            result["outcome"] = run_job(job, say).to_wire()
     except TaskSkipped as exc:
         result.update(status="skipped", message=str(exc))
     except InfrastructureError as exc:
