@@ -1,6 +1,8 @@
-"""Checksummed JSON cache files, shared by the measurement cache and the correctness checks' cache.
+"""Checksummed JSON cache files, shared by the measurement cache, the correctness checks' cache and
+the judges' verdict cache.
 
-An entry lives at ``<root>/<task>/<kind>-<key[:24]>.json`` and holds ``{"format", "checksum",
+An entry lives at ``<root>/<task>/<kind>-<key[:24]>.json`` (the verdict cache, which has no task,
+uses the key's first two characters as the folder) and holds ``{"format", "checksum",
 "content"}``, where ``content`` carries the full ``key`` and ``checksum`` is the SHA-256 of the
 content's canonical JSON. An entry of another format or key is ignored (not an alarm); one whose
 checksum does not match or that cannot be read is deleted, so its value is produced again.

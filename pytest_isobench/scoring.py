@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,22 +152,36 @@ TABLE_COLUMNS = (
 def render_table(groups: list[dict[str, Any]]) -> list[str]:
     """The summary as aligned text lines (one header, one row per group), then a legend line per
     agent shown under a short name (``n/a``: no judge gave a soft verdict for that group)."""
-    cells = [[title for _, title, _ in TABLE_COLUMNS]]
-    cells += [[_cell(group.get(key), key) for key, _, _ in TABLE_COLUMNS] for group in groups]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(TABLE_COLUMNS))]
-    lines = []
-    for row in cells:
-        parts = [
+    rows = [[_cell(group.get(key), key) for key, _, _ in TABLE_COLUMNS] for group in groups]
+    return aligned_lines(TABLE_COLUMNS, rows) + agent_legend(str(g["agent"]) for g in groups)
+
+
+def aligned_lines(columns: Sequence[tuple[str, str, str]], rows: list[list[str]]) -> list[str]:
+    """The columns' titles, then ``rows`` (cell texts in column order), each column as wide as its
+    widest cell and aligned left (``<``) or right (``>``), two spaces apart, no trailing blanks."""
+    cells = [[title for _, title, _ in columns], *rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return [
+        "  ".join(
             value.ljust(width) if align == "<" else value.rjust(width)
-            for value, width, (_, _, align) in zip(row, widths, TABLE_COLUMNS, strict=True)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    long_names = sorted({str(g["agent"]) for g in groups if len(str(g["agent"])) > AGENT_WIDTH})
-    lines += [f"  {agent_slug(name)} = {name}" for name in long_names]
-    return lines
+            for value, width, (_, _, align) in zip(row, widths, columns, strict=True)
+        ).rstrip()
+        for row in cells
+    ]
 
 
 AGENT_WIDTH = 32
+
+
+def shown_agent(spec: str) -> str:
+    """An agent as a table shows it: a spec longer than ``AGENT_WIDTH`` (e.g.
+    ``replay:/a/long/path/preds.jsonl``) under its artifacts folder's name."""
+    return agent_slug(spec) if len(spec) > AGENT_WIDTH else spec
+
+
+def agent_legend(specs: Iterable[str]) -> list[str]:
+    """The lines under a table that give the full spec of each agent it shows under a short name."""
+    return [f"  {agent_slug(spec)} = {spec}" for spec in sorted({s for s in specs if len(s) > AGENT_WIDTH})]
 
 
 def _cell(value: Any, key: str = "") -> str:
@@ -175,10 +189,7 @@ def _cell(value: Any, key: str = "") -> str:
         return "n/a"
     if isinstance(value, float):
         return f"{value:.1f}"
-    text = str(value)
-    if key == "agent" and len(text) > AGENT_WIDTH:  # e.g. replay:/a/long/path/preds.jsonl
-        return agent_slug(text)  # its artifacts folder's name; the legend under the table has the spec
-    return text
+    return shown_agent(str(value)) if key == "agent" else str(value)
 
 
 LEGEND = (

@@ -297,17 +297,32 @@ def result_line(outcome: Outcome) -> dict[str, Any]:
     return next(json.loads(line) for line in reversed(lines) if '"type":"result"' in line.replace(" ", ""))
 
 
+def attempt(
+    tmp_path: Path,
+    claude_cli: str,
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeAnthropicAgent,
+    task_id: str,
+    spec: str = "claude-code",
+    **settings: Any,
+) -> Outcome:
+    """One attempt of the real CLI on a fresh toy task, against ``fake`` (started and stopped here)
+    and under ``settings``. The fake keeps what it served."""
+    with fake:
+        task = write_source_task(tmp_path / "tasks", task_id)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        return run_job(claude_job(tmp_path, task, spec, cli_paths={"claude-code": claude_cli}, **settings))
+
+
 def test_model_api_failure_is_an_infrastructure_error(
     tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    task = write_source_task(tmp_path / "tasks", "toy-api")
     monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    with FakeAnthropicAgent("error500") as fake:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
-        with pytest.raises(InfrastructureError) as err:
-            run_job(claude_job(tmp_path, task, cli_paths={"claude-code": claude_cli}))
-        tries = len(fake.messages())
+    fake = FakeAnthropicAgent("error500")
+    with pytest.raises(InfrastructureError) as err:
+        attempt(tmp_path, claude_cli, monkeypatch, fake, "toy-api")
+    tries = len(fake.messages())
     outcome = err.value.outcome
     assert outcome.status == "error" and outcome.error is not None
     assert outcome.error.startswith("ModelApiError: claude-code: the model API failed: API Error: 500")
@@ -321,21 +336,13 @@ def test_model_api_failure_is_an_infrastructure_error(
 def test_turn_limit_stops_a_looping_model_and_its_daemon(
     tmp_path: Path, claude_cli: str, marker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    task = write_source_task(tmp_path / "tasks", "toy-turns")
     flag = tmp_path / "daemon.started"
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     assert not marked(marker)
-    with FakeAnthropicAgent("daemon", daemon=daemon_command(sys.executable, flag, marker)) as fake:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
-        job = claude_job(
-            tmp_path,
-            task,
-            "claude-code:claude-opus-4-5",
-            agent_max_turns=3,
-            cli_paths={"claude-code": claude_cli},
-        )
-        outcome = run_job(job)
-        models, turns_served = fake.models(), len(fake.messages())
+    fake = FakeAnthropicAgent("daemon", daemon=daemon_command(sys.executable, flag, marker))
+    outcome = attempt(
+        tmp_path, claude_cli, monkeypatch, fake, "toy-turns", "claude-code:claude-opus-4-5", agent_max_turns=3
+    )
+    models, turns_served = fake.models(), len(fake.messages())
     assert flag.read_text() == "started", "the daemon ran"
     assert not marked(marker), "the daemon the agent started in its own session was ended"
     assert not marked(str(tmp_path)), "no CLI or tool process of the attempt is left"
@@ -352,36 +359,26 @@ def test_turn_limit_stops_a_looping_model_and_its_daemon(
 def test_spending_cap_stops_a_looping_model(
     tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    task = write_source_task(tmp_path / "tasks", "toy-budget")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    with FakeAnthropicAgent("loop") as fake:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
-        job = claude_job(tmp_path, task, agent_budget_usd=0.01, cli_paths={"claude-code": claude_cli})
-        outcome = run_job(job)
-        served = fake.totals.replies
+    fake = FakeAnthropicAgent("loop")
+    outcome = attempt(tmp_path, claude_cli, monkeypatch, fake, "toy-budget", agent_budget_usd=0.01)
     run = outcome.agent_run
     assert run["stop_reason"] == "budget" and run["cli_cost_usd"] >= 0.01  # the CLI's cap, at its prices
-    assert 1 < served < 10  # each turn costs about 0.005 USD at list price
+    assert 1 < fake.totals.replies < 10  # each turn costs about 0.005 USD at list price
 
 
 def test_token_cap_is_held_by_the_gateway(
     tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The CLI has no token cap: the gateway refuses the request past it and the attempt stops."""
-    task = write_source_task(tmp_path / "tasks", "toy-tokens")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
-    with FakeAnthropicAgent("loop") as fake:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
-        job = claude_job(tmp_path, task, agent_max_tokens=3000, cli_paths={"claude-code": claude_cli})
-        outcome = run_job(job)
-        served, totals = fake.totals.replies, fake.totals
-    run = outcome.agent_run
+    fake = FakeAnthropicAgent("loop")
+    outcome = attempt(tmp_path, claude_cli, monkeypatch, fake, "toy-tokens", agent_max_tokens=3000)
+    run, totals = outcome.agent_run, fake.totals
     assert outcome.status == "ok" and run["stop_reason"] == "budget" and "error" not in run
     used = totals.all_input + totals.output_tokens
     assert run["tokens"]["input"] + run["tokens"]["output"] == used >= 3000
     refused = run["gateway"]["refused"]["budget"]  # the CLI may try again (a 400 changes its headers)
-    assert refused >= 1 and run["gateway"]["calls"] == served + refused
+    assert refused >= 1 and run["gateway"]["calls"] == totals.replies + refused
     calls = [
         json.loads(line) for line in (Path(outcome.artifacts) / "model_calls.jsonl").read_text().splitlines()
     ]
@@ -392,16 +389,12 @@ def test_token_cap_is_held_by_the_gateway(
 def test_time_budget_stops_a_looping_model_and_leaves_no_process(
     tmp_path: Path, claude_cli: str, marker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    task = write_source_task(tmp_path / "tasks", "toy-time")
     flag = tmp_path / "daemon.started"
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    with FakeAnthropicAgent("daemon", daemon=daemon_command(sys.executable, flag, marker)) as fake:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
-        job = claude_job(
-            tmp_path, task, time_budget_min=0.4, agent_max_turns=None, cli_paths={"claude-code": claude_cli}
-        )
-        outcome = run_job(job)
-        turns_served, totals = len(fake.messages()), fake.totals
+    fake = FakeAnthropicAgent("daemon", daemon=daemon_command(sys.executable, flag, marker))
+    outcome = attempt(
+        tmp_path, claude_cli, monkeypatch, fake, "toy-time", time_budget_min=0.4, agent_max_turns=None
+    )
+    turns_served, totals = len(fake.messages()), fake.totals
     assert flag.read_text() == "started" and turns_served > 1
     assert not marked(marker) and not marked(str(tmp_path))
     run = outcome.agent_run

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from correctness_toy import replay, serve_py, served_task
 from fake_completions_server import Behaviour, FakeCompletions
 from pytest_isobench.correctness import CheckError, check_correctness
 from pytest_isobench.correctness.greedy import (
@@ -22,14 +21,12 @@ from pytest_isobench.correctness.greedy import (
     parse_completion,
     request_body,
 )
-from pytest_isobench.pipeline import Job, run_job
+from pytest_isobench.pipeline import run_job
 from pytest_isobench.sandbox.base import SandboxSpec
 from pytest_isobench.sandbox.local import LocalSandbox
 from pytest_isobench.sandbox.repos import materialise
 from support import ANCHOR, BENCH_PY, WORK_PY, diff_trees, write_source_task
 from test_pipeline import job
-
-HELPER = Path(__file__).resolve().parent / "fake_completions_server.py"
 
 
 def generations(tmp_path: Path, behaviour: Behaviour, max_tokens: int = 12) -> list[Generation]:
@@ -84,47 +81,13 @@ def test_a_token_outside_one_sides_top_k_is_not_a_near_tie() -> None:
     )
 
 
-def serve_py(**behaviour: int) -> str:
-    flags = "".join(f", '--{name.replace('_', '-')}', '{value}'" for name, value in behaviour.items())
-    return (
-        "import runpy, sys\n"
-        f"sys.argv = [{str(HELPER)!r}, '--port', sys.argv[1]{flags}]\n"
-        f"runpy.run_path({str(HELPER)!r}, run_name='__main__')\n"
-    )
-
-
-def greedy_task(tmp_path: Path, extra: str = "") -> Path:
-    base = {"bench.py": BENCH_PY, "work.py": WORK_PY, "serve.py": serve_py()}
-    task_file = write_source_task(
-        tmp_path / "tasks",
-        "toy-sleep",
-        base=base,
-        server="python serve.py {port}",
-        extra="server_timeout_s = 30",
-    )
-    task_file.write_text(task_file.read_text() + f'\n[correctness]\nkind = "greedy"\nmax_tokens = 8\n{extra}')
-    return task_file
-
-
-def replay(tmp_path: Path, name: str, delay: str, **behaviour: int) -> str:
-    before = {"work.py": WORK_PY, "serve.py": serve_py()}
-    after = {"work.py": WORK_PY.replace("0.06", delay), "serve.py": serve_py(**behaviour)}
-    scratch = tmp_path / f"diff-{name}"
-    scratch.mkdir()
-    preds = tmp_path / f"{name}.jsonl"
-    patch = diff_trees(before, after, scratch)
-    preds.write_text(json.dumps({"instance_id": "toy-sleep", "model_patch": patch}) + "\n")
-    return f"replay:{preds}"
-
-
-def greedy_job(tmp_path: Path, task_file: Path, spec: str, run_id: str, **settings: Any) -> Job:
-    base = job(tmp_path, task_file, spec)
-    return replace(base, run_id=run_id, settings=replace(base.settings, run_id=run_id, **settings))
+def greedy_task(tmp_path: Path) -> Path:
+    return served_task(tmp_path, 'kind = "greedy"\nmax_tokens = 8\n')
 
 
 def test_greedy_through_the_pipeline_near_tie_passes_wrong_token_fails_human_cached(tmp_path: Path) -> None:
     task_file = greedy_task(tmp_path)
-    near = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "near", "0.02", near_tie_at=1), "r1"))
+    near = run_job(job(tmp_path, task_file, replay(tmp_path, "near", "0.02", near_tie_at=1), run_id="r1"))
     assert near.hard in ("beats", "similar"), near.hard_detail
     assert near.correctness == "pass", near.correctness_detail
     (check,) = near.correctness_detail["checks"]
@@ -132,7 +95,7 @@ def test_greedy_through_the_pipeline_near_tie_passes_wrong_token_fails_human_cac
     assert check["first_divergence"]["result"] == "near_tie" and check["human_source"] == "fresh"
     assert near.correctness_detail["mode"] == "passing" and near.correctness_detail["gate"] is False
 
-    wrong = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "wrong", "0.02", change_at=5), "r2"))
+    wrong = run_job(job(tmp_path, task_file, replay(tmp_path, "wrong", "0.02", change_at=5), run_id="r2"))
     assert wrong.correctness == "fail", wrong.correctness_detail
     (check,) = wrong.correctness_detail["checks"]
     assert check["mismatches"] == len(DEFAULT_PROMPTS) and check["human_source"] == "cache"
@@ -144,7 +107,7 @@ def test_greedy_through_the_pipeline_near_tie_passes_wrong_token_fails_human_cac
     data = json.loads(entry.read_text())
     data["content"]["result"][0]["tokens"][0] = " edited"
     entry.write_text(json.dumps(data))
-    again = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "again", "0.02", change_at=5), "r3"))
+    again = run_job(job(tmp_path, task_file, replay(tmp_path, "again", "0.02", change_at=5), run_id="r3"))
     (check,) = again.correctness_detail["checks"]
     assert check["human_source"] == "fresh" and "checksum does not match" in check["notes"][0]
 
@@ -152,12 +115,12 @@ def test_greedy_through_the_pipeline_near_tie_passes_wrong_token_fails_human_cac
 def test_correctness_runs_for_passing_patches_unless_asked_for_all_or_off(tmp_path: Path) -> None:
     task_file = greedy_task(tmp_path)
     slower = replay(tmp_path, "slower", "0.12", change_at=0)
-    skipped = run_job(greedy_job(tmp_path, task_file, slower, "p1"))
+    skipped = run_job(job(tmp_path, task_file, slower, run_id="p1"))
     assert skipped.hard == "worse" and skipped.correctness == "not_run"
     assert "did not pass the hard gate" in skipped.correctness_detail["reason"]
-    checked = run_job(greedy_job(tmp_path, task_file, slower, "p2", correctness="all"))
+    checked = run_job(job(tmp_path, task_file, slower, run_id="p2", correctness="all"))
     assert checked.hard == "worse" and checked.correctness == "fail"
-    off = run_job(greedy_job(tmp_path, task_file, replay(tmp_path, "fast", "0.02"), "p3", correctness="off"))
+    off = run_job(job(tmp_path, task_file, replay(tmp_path, "fast", "0.02"), run_id="p3", correctness="off"))
     assert off.correctness == "not_run" and off.correctness_detail["reason"] == "--isobench-correctness=off"
 
 

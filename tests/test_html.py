@@ -18,20 +18,9 @@ from pytest_isobench.report.html import TaskInfo, build_context, render
 from pytest_isobench.report.runs import load_sources
 from pytest_isobench.report.svg import Bar, bar_chart, dot_plot
 from report_runs import LONG_AGENT, UNICODE_TASK, two_runs
-from support import ANCHOR, write_source_task
 
 DIST_MODES = {"single": [], "xdist2": ["-n", "2"], "no-xdist": ["-p", "no:xdist"]}
 FAST = ["--isobench-rounds=3", "--isobench-warmup=0", "-p", "no:cacheprovider"]
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    """Two toy tasks whose human change cuts a sleep from 60 ms to 20 ms."""
-    for task_id in ("toy-one", "toy-two"):
-        write_source_task(pytester.path / "tasks", task_id)
-    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
-    pytester.makeini("[pytest]\naddopts = --strict-markers\n")
-    return pytester
 
 
 class Cells(HTMLParser):

@@ -197,6 +197,22 @@ def test_cacheable_judges_are_asked_once(tmp_path: Path) -> None:
     assert judge.calls == 2, "another A/B order is another prompt"
 
 
+def test_an_edited_or_unreadable_cached_verdict_is_a_miss(tmp_path: Path) -> None:
+    judge = Fixed("mine", "same_target", cacheable=True)
+    extra = judges(mine=judge)
+    run_judges(["mine"], INPUT, cache_dir=tmp_path, extra_judges=extra)
+    (entry,) = (tmp_path / "judge").rglob("*.json")
+    entry.write_text(entry.read_text().replace("same_target", "different_target"))
+    edited = run_judges(["mine"], INPUT, cache_dir=tmp_path, extra_judges=extra)
+    assert judge.calls == 2 and edited.verdicts[0].cached is False
+    assert edited.bottleneck == "same_target", "the edit was not believed"
+    entry.write_text("{not json")
+    unreadable = run_judges(["mine"], INPUT, cache_dir=tmp_path, extra_judges=extra)
+    assert judge.calls == 3 and unreadable.verdicts[0].cached is False
+    again = run_judges(["mine"], INPUT, cache_dir=tmp_path, extra_judges=extra)
+    assert judge.calls == 3 and again.verdicts[0].cached is True, "the verdict was stored afresh"
+
+
 # ---- agreement -------------------------------------------------------------------------------------
 
 

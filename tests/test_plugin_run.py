@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import pytest
 
 from fake_llm_server import SilentServer, silent_server_fixture  # noqa: F401
-from support import ANCHOR, WORK_PY, write_source_task
+from support import WORK_PY, write_source_task
 
 DIST_MODES = {"single": [], "xdist2": ["-n", "2"], "no-xdist": ["-p", "no:xdist"]}
 # Adaptive rounds from 3 to 8: an A/A pair on a loaded host gets more rounds until its interval is clear.
@@ -27,16 +27,6 @@ FAST = [
 @pytest.fixture(params=list(DIST_MODES), ids=list(DIST_MODES))
 def dist(request: pytest.FixtureRequest) -> list[str]:
     return DIST_MODES[request.param]
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    """Two toy tasks whose human change cuts a sleep from 60 ms to 20 ms."""
-    for task_id in ("toy-one", "toy-two"):
-        write_source_task(pytester.path / "tasks", task_id)
-    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
-    pytester.makeini("[pytest]\naddopts = --strict-markers\n")
-    return pytester
 
 
 def run_dir(pytester: pytest.Pytester) -> Path:

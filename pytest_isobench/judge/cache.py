@@ -3,23 +3,21 @@
 The key covers what the verdict depends on: the judge spec, its prompt version, the description, both
 patches, the A/B order shown and the trim limit (a different order or limit is a different prompt).
 Only ``ok`` verdicts are stored: an error is worth retrying next time. Entries are redacted before
-they are written, and a damaged entry counts as a miss.
+they are written. They are checksummed files of the shared layout (``cachefile.py``): a damaged or
+edited entry counts as a miss (and is deleted), so the judge is asked again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from ..results import write_json
+from ..cachefile import ChecksummedStore
 from .base import JudgeContext, SoftVerdict
 from .secrets import redact
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: checksummed entries of the shared layout
 
 
 def verdict_key(spec: str, prompt_version: int, ctx: JudgeContext) -> str:
@@ -41,27 +39,27 @@ def verdict_key(spec: str, prompt_version: int, ctx: JudgeContext) -> str:
 
 
 class VerdictCache:
-    """Files ``<cache>/judge/<key[:2]>/<key>.json`` holding ``{"key": ..., "verdict": {...}}``."""
+    """Files ``<cache>/judge/<key[:2]>/verdict-<key[:24]>.json`` whose content is
+    ``{"key": ..., "verdict": {...}}``."""
 
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "judge"
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+        self.files = ChecksummedStore(self.root, CACHE_FORMAT)
 
     def load(self, key: str) -> SoftVerdict | None:
         try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("key") != key:
-                return None
-            verdict = SoftVerdict.model_validate(data["verdict"])
-        except (OSError, ValueError, KeyError, TypeError, ValidationError):
+            verdict, _ = self.files.load(key[:2], "verdict", key, _verdict)
+        except OSError:  # an unreadable cache folder is a miss too
             return None
-        return verdict if verdict.status == "ok" else None
+        return verdict if verdict is not None and verdict.status == "ok" else None
 
     def store(self, key: str, verdict: SoftVerdict) -> None:
         if verdict.status != "ok":
             return
         clean = SoftVerdict.model_validate_json(redact(verdict.model_dump_json()))
         with contextlib.suppress(OSError):  # an unwritable cache costs a model call next time, no more
-            write_json(self._path(key), {"key": key, "verdict": clean.model_dump(mode="json")})
+            self.files.store(key[:2], "verdict", {"key": key, "verdict": clean.model_dump(mode="json")})
+
+
+def _verdict(content: dict[str, object]) -> SoftVerdict:
+    return SoftVerdict.model_validate(content["verdict"])

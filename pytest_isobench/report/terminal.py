@@ -12,7 +12,15 @@ import pytest
 from ..gate import inconclusive_text
 from ..keys import WIRE_KEY
 from ..results import Outcome, append_outcome
-from ..scoring import AGENT_WIDTH, LEGEND, agent_slug, gain_not_measurable, render_table, summarize
+from ..scoring import (
+    LEGEND,
+    agent_legend,
+    aligned_lines,
+    gain_not_measurable,
+    render_table,
+    shown_agent,
+    summarize,
+)
 
 
 class JsonDict(dict[str, Any]):
@@ -272,13 +280,13 @@ SOURCE_NAMES = {"cli": "CLI", "price_table": "prices", "gateway": "gateway"}
 def render_agent_costs(rows: list[dict[str, Any]]) -> list[str]:
     """The agents' spending as aligned lines under a title, then notes: mixed cost sources, attempts
     without a cost, the full names of agents shown under a short one (as in the summary table)."""
-    cells = [[title for _, title, _ in SPEND_COLUMNS]]
+    cells: list[list[str]] = []
     notes = []
     for row in rows:
         tokens = row["tokens"] or {}
         sources = row["cost_sources"]
         values = {
-            "agent": agent_slug(row["agent"]) if len(row["agent"]) > AGENT_WIDTH else row["agent"],
+            "agent": shown_agent(row["agent"]),
             "attempts": str(row["attempts"]),
             "cost_usd": _usd(row["cost_usd"]),
             "mean_cost_usd": _usd(row["mean_cost_usd"]),
@@ -305,16 +313,9 @@ def render_agent_costs(rows: list[dict[str, Any]]) -> list[str]:
                 " no tokens recorded, or a model missing from the price table: --isobench-prices); the"
                 f" mean is over the {row['priced']} with one"
             )
-    widths = [max(len(row[i]) for row in cells) for i in range(len(SPEND_COLUMNS))]
-    lines = ["agents' spending (latest attempt per task; USD; input tokens include the cached)"]
-    for cells_row in cells:
-        parts = [
-            value.ljust(width) if align == "<" else value.rjust(width)
-            for value, width, (_, _, align) in zip(cells_row, widths, SPEND_COLUMNS, strict=True)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    long_names = sorted({str(row["agent"]) for row in rows if len(str(row["agent"])) > AGENT_WIDTH})
-    return lines + notes + [f"  {agent_slug(name)} = {name}" for name in long_names]
+    title = "agents' spending (latest attempt per task; USD; input tokens include the cached)"
+    legend = agent_legend(str(row["agent"]) for row in rows)
+    return [title, *aligned_lines(SPEND_COLUMNS, cells), *notes, *legend]
 
 
 def _usd(value: float | None) -> str:
