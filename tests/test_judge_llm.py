@@ -225,9 +225,10 @@ def test_server_errors_until_giving_up_leave_the_task_unscored(
 
 
 def test_timeouts_are_retried_then_reported(env: FakeLLM, tmp_path: Path) -> None:
-    env.queue(CHAT, body={}, delay_s=1.0)
-    env.queue(CHAT, body={}, delay_s=1.0)
-    quick = {"openai": lambda model: OpenAIJudge(model or "", timeout_s=0.2, max_retries=1)}
+    # The answers come far later than the limit: a loaded machine cannot make them arrive in time.
+    env.queue(CHAT, body={}, delay_s=20.0)
+    env.queue(CHAT, body={}, delay_s=20.0)
+    quick = {"openai": lambda model: OpenAIJudge(model or "", timeout_s=1.5, max_retries=1)}
     verdict = run(GPT, tmp_path, extra_judges=quick)
     assert verdict.status == "judge_error"
     assert verdict.error is not None and "timed out" in verdict.error
@@ -242,11 +243,11 @@ def test_an_endpoint_that_never_answers_costs_the_timeout_per_attempt(
     monkeypatch.setenv("ANTHROPIC_BASE_URL", silent_server.root)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", f"{silent_server.root}/v1")
-    report = run_judges([spec], task(), cache_dir=tmp_path, timeout_s=0.3, max_retries=1)
+    report = run_judges([spec], task(), cache_dir=tmp_path, timeout_s=1.5, max_retries=1)
     [verdict] = report.verdicts
     assert verdict.status == "judge_error"
     prefix = spec.split(":")[0]
-    assert verdict.error == f"{prefix} API timed out (0.3 s per attempt, 1 retries)"
+    assert verdict.error == f"{prefix} API timed out (1.5 s per attempt, 1 retries)"
     assert silent_server.accepted == 2, "the first attempt and one retry, each on a fresh connection"
     assert report.right_target is None
 
