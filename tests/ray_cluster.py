@@ -25,28 +25,44 @@ def test_task(isobench_outcome: Outcome) -> None:
 
 
 @contextmanager
-def ray_cluster(node_dir: Path, nodes: Sequence[dict[str, Any]]) -> Iterator[Any]:
+def environment(changes: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``changes`` inside the block (a node started there inherits them)."""
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def ray_cluster(
+    node_dir: Path, nodes: Sequence[dict[str, Any]], envs: Sequence[dict[str, str]] | None = None
+) -> Iterator[Any]:
     """A Ray cluster of local processes: the first entry is the head, each with fake GPUs and resources.
 
-    The nodes keep their runs and caches under ``node_dir`` (one folder per node id).
+    The nodes keep their runs and caches under ``node_dir`` (one folder per node id); ``envs`` gives
+    each node's processes extra environment variables.
     """
     from ray.cluster_utils import Cluster
 
-    saved = os.environ.get("ISOBENCH_NODE_DIR")
-    os.environ["ISOBENCH_NODE_DIR"] = str(node_dir)  # the node processes inherit it
-    head, *others = nodes
-    cluster = Cluster(initialize_head=True, head_node_args={**head, "include_dashboard": False})
-    try:
-        for node in others:
-            cluster.add_node(**node)
-        cluster.wait_for_nodes()
-        yield cluster
-    finally:
-        cluster.shutdown()
-        if saved is None:
-            os.environ.pop("ISOBENCH_NODE_DIR", None)
-        else:
-            os.environ["ISOBENCH_NODE_DIR"] = saved
+    extra = list(envs or [{} for _ in nodes])
+    with environment({"ISOBENCH_NODE_DIR": str(node_dir)}):  # the node processes inherit it
+        head, *others = nodes
+        with environment(extra[0]):
+            cluster = Cluster(initialize_head=True, head_node_args={**head, "include_dashboard": False})
+        try:
+            for node, env in zip(others, extra[1:], strict=True):
+                with environment(env):
+                    cluster.add_node(**node)
+            cluster.wait_for_nodes()
+            yield cluster
+        finally:
+            cluster.shutdown()
 
 
 def smoke_project(

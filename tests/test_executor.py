@@ -229,3 +229,15 @@ def test_a_ray_address_that_does_not_answer_is_a_usage_error_at_once(pytester: p
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*cannot reach the Ray cluster at 127.0.0.1:{port}*ray start --head*"])
+
+
+def test_a_stage_prefers_the_least_used_node_holding_the_image_and_only_when_some_lack_it() -> None:
+    pytest.importorskip("ray", reason="the ray extra: pip install 'pytest-isobench[ray]'")
+    from pytest_isobench.executors.ray import prefer_holder
+
+    eligible = ["a", "b", "c"]
+    assert prefer_holder({"b", "c"}, eligible, {}) == "b"
+    assert prefer_holder({"b", "c"}, eligible, {"b": 2, "c": 1}) == "c"  # spread among the holders
+    assert prefer_holder({"b", "x"}, eligible, {"b": 5}) == "b"  # a holder that cannot run it is not one
+    assert prefer_holder(set(), eligible, {}) is None  # nobody holds it: Ray chooses
+    assert prefer_holder({"a", "b", "c"}, eligible, {}) is None  # everybody does: Ray chooses

@@ -34,6 +34,7 @@ from typing import Any
 import ray
 import ray.exceptions
 import ray.util
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ..options import Settings
 from ..pipeline import InfrastructureError, Job, Progress, TaskSkipped, job_outcome, run_job
@@ -61,6 +62,8 @@ NODE_CHECK_S = 1.0
 STAGE_STOP_S = 30.0
 # How long a stage waits for its last progress lines to reach the board, and the controller for the board.
 LIVE_FLUSH_S = 10.0
+# How long the controller waits for the nodes to say which task images their Docker engines hold.
+IMAGE_PROBE_S = 60.0
 PLACEMENT_FILE = "executor.json"
 NO_SLOT = (
     "no node of the Ray cluster offers the measurement slot: start the GPU hosts with"
@@ -158,6 +161,41 @@ def _run_live(stage: Stage, request: dict[str, Any], gpu_ids: list[str] | None =
     return answer
 
 
+@ray.remote(num_cpus=0, max_retries=0)
+def images_held(names: list[str]) -> list[str]:
+    """On one node: which of the images ``names`` its Docker engine holds (none where it has no engine)."""
+    from ..sandbox import engine
+
+    try:
+        client = engine.client()
+    except Exception:
+        return []
+    held = []
+    for name in names:
+        with contextlib.suppress(Exception):
+            client.images.get(name)
+            held.append(name)
+    return held
+
+
+@dataclass(frozen=True)
+class _NodeInfo:
+    id: str
+    gpus: int
+    slot: bool  # offers the measurement slot
+    cpus: int
+
+
+def prefer_holder(holders: set[str], eligible: list[str], placed: dict[str, int]) -> str | None:
+    """The node a stage should prefer: among the ``eligible`` nodes that hold the task image, the one
+    with the fewest stages placed on it so far; None when none holds it, or every eligible node does
+    (then Ray's own choice is as good)."""
+    having = [node for node in eligible if node in holders]
+    if not having or len(having) == len(eligible):
+        return None
+    return min(having, key=lambda node: (placed.get(node, 0), having.index(node)))
+
+
 @ray.remote
 def solve_stage(request: dict[str, Any]) -> dict[str, Any]:
     """On a cluster node: prepare and run the agent up to the recorded patch."""
@@ -199,6 +237,9 @@ class RayExecutor:
         self._submitted: dict[str, _Submitted] = {}
         self._skipped: dict[str, str] = {}
         self._capacity: tuple[int, int] | None = None  # (nodes with a measurement slot, most GPUs on one)
+        self._node_info: list[_NodeInfo] = []
+        self._holders: dict[str, set[str]] = {}  # image → ids of the nodes whose engine holds it
+        self._placed: dict[str, int] = {}  # node id → stages this run pinned to it
         self._last_alive = time.monotonic()
         self._lost: str | None = None  # why the cluster is gone, once it is
         self._board: Any = None  # the run's ProgressBoard, made at the first submission
@@ -246,10 +287,64 @@ class RayExecutor:
         """(nodes offering the measurement slot, the most GPUs one of them has), asked once per session."""
         if self._capacity is None:
             alive = [n for n in _nodes() if n.get("Alive")]
-            slots = [n for n in alive if n.get("Resources", {}).get(MEASURE_RESOURCE, 0) >= 1]
-            most = max((int(n["Resources"].get("GPU", 0)) for n in slots), default=0)
-            self._capacity = (len(slots), most)
+            self._node_info = [
+                _NodeInfo(
+                    n["NodeID"],
+                    int(n.get("Resources", {}).get("GPU", 0)),
+                    n.get("Resources", {}).get(MEASURE_RESOURCE, 0) >= 1,
+                    int(n.get("Resources", {}).get("CPU", 0)),
+                )
+                for n in alive
+            ]
+            slots = [n for n in self._node_info if n.slot]
+            self._capacity = (len(slots), max((n.gpus for n in slots), default=0))
         return self._capacity
+
+    def holders(self, image: str) -> set[str]:
+        """The nodes whose Docker engine holds ``image`` (asked once per image, of every node at once)."""
+        if image not in self._holders:
+            self.capacity()
+            asked = {
+                node.id: images_held.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False)
+                ).remote([image])
+                for node in self._node_info
+            }
+            ready, _ = ray.wait(list(asked.values()), num_returns=len(asked), timeout=IMAGE_PROBE_S)
+            found = set()
+            for node_id, ref in asked.items():
+                if ref in ready:
+                    with contextlib.suppress(Exception):
+                        if image in ray.get(ref):
+                            found.add(node_id)
+            _cancel([ref for ref in asked.values() if ref not in ready])
+            self._holders[image] = found
+        return self._holders[image]
+
+    def placement(self, job: Job) -> tuple[Any, Any]:
+        """Scheduling strategies (solve, measure) that prefer nodes holding the task's image (docker
+        backend); a preferred node that is busy or gone is passed over (``_spill_on_unavailable``)."""
+        if job.settings.backend != "docker":
+            return None, None
+        from ..sandbox.images import runtime_image
+
+        try:
+            holders = self.holders(runtime_image(job.task, job.settings))
+        except Exception:  # a task without its template: the stage says so where it runs
+            return None, None
+        needed = job.task.benchmark.gpus or 0
+        solve_on = prefer_holder(holders, [n.id for n in self._node_info if n.cpus >= 1], self._placed)
+        measure_on = prefer_holder(
+            holders, [n.id for n in self._node_info if n.slot and n.gpus >= needed], self._placed
+        )
+        strategies: list[Any] = []
+        for node in (solve_on, measure_on):
+            if node is None:
+                strategies.append(None)
+                continue
+            self._placed[node] = self._placed.get(node, 0) + 1
+            strategies.append(NodeAffinitySchedulingStrategy(node, soft=True, _spill_on_unavailable=True))
+        return strategies[0], strategies[1]
 
     def skip_reason(self, job: Job) -> str | None:
         """Why the cluster cannot run this task (Ray would leave it pending forever), or None."""
@@ -283,13 +378,17 @@ class RayExecutor:
             request["live"] = {"board": self._board_name, "key": key}
         self._reporters[key] = progress
         label = f"{job.task.id}/{job.artifacts.name}"
-        solve = solve_stage.options(num_cpus=1, max_retries=0, name=f"isobench-solve {label}").remote(request)
+        solve_on, measure_on = self.placement(job)
+        solve = solve_stage.options(
+            num_cpus=1, max_retries=0, name=f"isobench-solve {label}", scheduling_strategy=solve_on
+        ).remote(request)
         measure = measure_stage.options(
             num_cpus=1,
             num_gpus=job.task.benchmark.gpus or 0,
             resources={MEASURE_RESOURCE: 1},
             max_retries=0,
             name=f"isobench-measure {label}",
+            scheduling_strategy=measure_on,
         ).remote(request, solve)
         self._submitted[key] = _Submitted(solve, measure)
 
