@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from .keys import SETTINGS_KEY, WIRE_KEY
@@ -50,9 +48,6 @@ def isobench_outcome(request: pytest.FixtureRequest, isobench_task: LoadedTask) 
     job = job_for(config, isobench_task)
     if job is None:
         pytest.skip(NO_AGENT)
-    # correctness kinds a conftest.py adds (pytest_isobench_correctness_checks)
-    checks = {k: v for m in config.hook.pytest_isobench_correctness_checks() for k, v in m.items()}
-    job = dataclasses.replace(job, extra_checks=checks)
     skipped = error = None
     try:
         outcome = executor(config).run(job, reporter(config, job.run_dir, job.task.id))

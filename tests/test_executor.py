@@ -4,8 +4,10 @@ job run as plain functions in separate node folders (what the Ray executor runs 
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,6 +196,34 @@ def test_the_two_stages_on_two_nodes_give_the_local_executors_verdict(
     local = LocalExecutor().run(job(tmp_path / "local", toy), lambda _m: None)
     assert (remote.status, remote.hard, remote.quadrant) == (local.status, local.hard, local.quadrant)
     assert remote.hard == "worse"
+
+
+class Verdict:
+    """A correctness check of a kind a conftest adds: says what the task file tells it to."""
+
+    kind = "verdict"
+
+    def run(self, config: Any, ctx: Any) -> dict[str, Any]:
+        assert ctx.tree("agent").is_dir() and ctx.tree("human").is_dir()
+        return {"status": config.answer, "kind": self.kind, "reason": "as configured"}
+
+
+def test_a_conftest_correctness_check_travels_to_the_measure_stage(
+    tmp_path: Path, toy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ISOBENCH_NODE_DIR", str(tmp_path / "nodes"))
+    toy.write_text(toy.read_text() + '\n[correctness]\nkind = "verdict"\nanswer = "fail"\n')
+    controller = replace(job(tmp_path, toy), extra_checks={"verdict": Verdict()})
+    controller = replace(controller, settings=replace(controller.settings, correctness="all"))
+    request = pickle.loads(pickle.dumps(make_request(controller, b"")))  # as a transport carries it
+    solved = run_stage("solve", request, node={"id": "a", "name": "a"})
+    measured = run_stage(
+        "measure", {**request, "recorded": solved["artifacts"]}, node={"id": "b", "name": "b"}
+    )
+    assert measured["status"] == "ok", measured["message"]
+    outcome = Outcome.model_validate(measured["outcome"])
+    assert outcome.correctness == "fail", outcome.correctness_detail
+    assert "as configured" in json.dumps(outcome.correctness_detail)
 
 
 def test_a_task_file_missing_on_the_node_is_an_error_saying_so(

@@ -56,6 +56,8 @@ def job_for(config: pytest.Config, entry: LoadedTask) -> Job | None:
     settings = config.stash[SETTINGS_KEY]
     if agent is None or settings.agent is None:
         return None
+    # correctness kinds a conftest.py adds (pytest_isobench_correctness_checks)
+    checks = {k: v for m in config.hook.pytest_isobench_correctness_checks() for k, v in m.items()}
     return Job(
         entry,
         agent,
@@ -64,6 +66,7 @@ def job_for(config: pytest.Config, entry: LoadedTask) -> Job | None:
         config.stash[RUN_ID_KEY],
         config.stash[SANDBOX_KEY],
         extra_judges=extra_judges,
+        extra_checks=checks,
     )
 
 

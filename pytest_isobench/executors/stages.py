@@ -83,8 +83,8 @@ def unpack_dir(data: bytes, folder: Path) -> None:
 def make_request(job: Job, recorded: bytes, *, storage: str | None = None) -> dict[str, Any]:
     """What a stage needs to rebuild ``job`` elsewhere; ``recorded``: the job's artifacts so far, packed.
 
-    Built-in agents, backends and judges travel by name; one a conftest.py registered travels as the
-    object itself (the transport must pickle it).
+    Built-in agents, backends and judges travel by name; one a conftest.py registered (agent, backend,
+    judge, correctness check) travels as the object itself (the transport must pickle it).
     """
     from ..agents.registry import builtin_agents
     from ..sandbox.base import builtin_sandboxes
@@ -99,6 +99,7 @@ def make_request(job: Job, recorded: bytes, *, storage: str | None = None) -> di
         "agent": None if builtin_agent else job.agent,
         "sandbox_factory": None if builtin_backend else job.sandbox_factory,
         "extra_judges": dict(job.extra_judges) or None,
+        "extra_checks": dict(job.extra_checks) or None,
         "settings": settings_to_wire(job.settings),
         "run_id": job.run_id,
         "recorded": recorded,
@@ -149,6 +150,7 @@ def rebuild_job(request: Mapping[str, Any], node_id: str, gpu_ids: Sequence[str]
         request["run_id"],
         factory,
         extra_judges=request["extra_judges"] or {},
+        extra_checks=request.get("extra_checks") or {},
     )
 
 
