@@ -379,6 +379,8 @@ def _solve(job: Job, sandbox: Sandbox, spec: SandboxSpec, repo: Path, say: Progr
             account(agent_run.info, ledger)
         if not ledger.gateway_alive():
             raise SandboxError(f"{job.agent_spec}: the model gateway stopped during the attempt")
+        if ledger.fault:  # the provider refused the harness's credentials: not the agent's doing
+            raise SandboxError(f"{job.agent_spec}: {ledger.fault}")
     try:
         patch = agent_run.patch if agent_run.patch is not None else sandbox.extract_patch()
     except WorkdirDestroyed as exc:  # the agent's doing: its failure, not the harness's

@@ -79,6 +79,10 @@ class FakeUpstream:
             body = raw.decode("utf-8", "replace")
         path = "/" + request.match_info["path"]
         self.requests.append(Received(path, dict(request.headers), body))
+        keyless = not (request.headers.get("Authorization") or request.headers.get("x-api-key"))
+        if self.mode == "refuse_all" or (self.mode == "needs_key" and keyless):
+            refusal = {"error": {"type": "authentication_error", "message": "missing API key (fake)"}}
+            return web.json_response(refusal, status=401)
         if self.mode == "error500":
             failure = {"error": {"type": "api_error", "message": "upstream broke (fake)"}}
             return web.json_response(failure, status=500)

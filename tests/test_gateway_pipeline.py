@@ -126,3 +126,24 @@ except OSError as exc:
     assert isinstance(error, InfrastructureError), error
     assert "the model gateway stopped during the attempt" in str(error)
     assert error.outcome.status == "error" and error.outcome.hard is None
+
+
+@pytest.mark.parametrize("key", [None, "sk-canary-refused-0123456789"])
+def test_a_provider_refusing_the_harnesss_credentials_is_an_infrastructure_error_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> None:
+    """A node without the key (or with a bad one) must not score the agent as failed."""
+    task = write_source_task(tmp_path / "tasks", "toy-nokey")
+    with FakeUpstream("needs_key" if key is None else "refuse_all") as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_url)
+        if key is None:
+            monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        else:
+            monkeypatch.setenv("OPENAI_API_KEY", key)
+        with pytest.raises(InfrastructureError) as caught:
+            run_job(job(tmp_path, task, script(tmp_path, "call.py", CALL), agent_network="gateway"))
+    message = str(caught.value)
+    assert "OPENAI_API_KEY" in message and "(HTTP 401)" in message and "ray start" in message
+    assert ("is not set" in message) == (key is None)
+    assert caught.value.outcome.status == "error" and caught.value.outcome.hard is None
+    assert "sk-canary" not in message and "sk-canary" not in caught.value.outcome.model_dump_json()

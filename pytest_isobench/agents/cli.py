@@ -270,11 +270,14 @@ def run_attempt(agent: CliAgent, ctx: SolveContext) -> AgentRun:
         info["disk_grown_bytes"] = watchdog.grown_bytes
         info["patch"] = "discarded: the agent passed its disk limit"
     gateway_down = ledger is not None and not ledger.gateway_alive()
-    if info["stop_reason"] == "api_error" or gateway_down:
+    fault = ledger.fault if ledger is not None else None
+    if info["stop_reason"] == "api_error" or gateway_down or fault:
         run = {"returncode": result.returncode, "timed_out": result.timed_out, **info}
         run["duration_s"] = round(result.duration_s, 3)
         if gateway_down:
             raise ModelApiError(f"{agent.name}: the model gateway stopped during the attempt", run)
+        if fault:
+            raise ModelApiError(f"{agent.name}: {fault}", run)
         raise ModelApiError(f"{agent.name}: the model API failed: {attempt.error or 'no detail'}", run)
     return AgentRun(
         returncode=result.returncode,

@@ -35,6 +35,8 @@ class Ledger:
         self.max_tokens = max_tokens
         self.revoked = False
         self.stop: str | None = None  # "budget" once a cap refused a request
+        # The harness's fault, not the agent's: the provider refused the gateway's credentials.
+        self.fault: str | None = None
         self.calls = 0
         self.errors = 0
         self.late_calls = 0  # requests with this token after it was revoked
@@ -45,6 +47,11 @@ class Ledger:
         self._lock = threading.Lock()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.touch()
+
+    def note_fault(self, message: str) -> None:
+        """Keep the first harness-side fault seen during the attempt (the task will be E with it)."""
+        with self._lock:
+            self.fault = self.fault or message
 
     def revoke(self) -> None:
         """End the attempt: its token is refused from now on (a process it left cannot keep spending)."""

@@ -27,6 +27,7 @@ import datetime as dt
 import json
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -295,6 +296,8 @@ class Gateway:
                 if answer.status >= 400:
                     text = (await answer.content.read(MAX_BODY_BYTES)).decode("utf-8", "replace")
                     entry["error"] = redact(text)[:ERROR_TEXT_LIMIT]
+                    if answer.status in (401, 403):
+                        ledger.note_fault(credentials_fault(upstream, answer.status))
                     response = web.Response(
                         status=answer.status,
                         body=redact(text).encode(),
@@ -358,6 +361,23 @@ class Gateway:
 
 def _answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in DROP_RESPONSE}
+
+
+def credentials_fault(upstream: Upstream, status: int) -> str:
+    """What a refusal of the gateway's credentials means for the operator (never the key itself)."""
+    provider = upstream.provider
+    where = f"where the gateway runs (host {socket.gethostname()}"
+    ray_hint = "; with the Ray executor, in the environment of each node's `ray start`)"
+    if upstream.auth is None:
+        names = " or ".join(provider.key_vars)
+        return (
+            f"the {provider.name} API refused an unauthenticated call (HTTP {status}): {names} is not set"
+            f" {where}{ray_hint}"
+        )
+    return (
+        f"the {provider.name} API refused the key the gateway holds (HTTP {status}): check"
+        f" {' / '.join(provider.key_vars)} {where}{ray_hint}"
+    )
 
 
 def _error(wire: str, status: int, kind: str, message: str) -> web.Response:
