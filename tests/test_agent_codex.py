@@ -45,6 +45,7 @@ from pytest_isobench.sandbox.procs import RunResult
 from pytest_isobench.tasks import LoadedTask
 from smoke_fixes import SMOKE_ROOT, smoke_fixes
 from support import load
+from test_docker_sandbox import need_docker
 from test_local_sandbox import settings
 from test_procs import marked
 
@@ -389,6 +390,34 @@ def test_codex_applies_the_fix_and_records_the_servers_tokens(
     # The key went to the model API, and nowhere else.
     assert all(r.headers.get("authorization") == f"Bearer {canary}" for r in fake.requests())
     assert_no_secret_in(art, outcome, canary)
+
+
+@needs_codex
+def test_codex_fixes_the_smoke_task_in_its_container_through_the_gateway(
+    tmp_path: Path, canary: str, serve: Any
+) -> None:
+    """The docker backend: codex runs from its agent layer in a container with no network, reaches the
+    fake model only through the gateway's relay, and the key stays on the host."""
+    need_docker()
+    from pytest_isobench.sandbox import engine
+    from pytest_isobench.sandbox.docker import DockerSandbox
+
+    fake = serve("fix")
+    local = codex_job(tmp_path, "codex")
+    run_id = f"codex-docker-{uuid.uuid4().hex[:8]}"  # containers are counted per run
+    docker = replace(local.settings, backend="docker", run_id=run_id)
+    job = replace(local, settings=docker, run_id=run_id, sandbox_factory=DockerSandbox)
+    outcome = run_job(job)
+    run = outcome.agent_run
+    assert outcome.status == "ok" and run["stop_reason"] == "completed", run
+    (fix,) = [f for f in smoke_fixes() if f.task_id == SMOKE_TASK]
+    assert outcome.patch is not None and outcome.patch["files"] == [f.path for f in fix.files]
+    sent = fake.sent
+    assert run["tokens"] == {"input": sent.input, "output": sent.output, "cached": sent.cached}
+    assert run["cost_source"] == "gateway" and run["gateway"]["calls"] == sent.replies
+    assert all(r.headers.get("authorization") == f"Bearer {canary}" for r in fake.requests())
+    assert_no_secret_in(Path(outcome.artifacts), outcome, canary)
+    assert engine.count_containers(run_id) == 0
 
 
 @needs_codex
