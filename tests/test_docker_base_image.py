@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from pytest_isobench.sandbox import images
-from support import ANCHOR, write_source_task
 from test_docker_sandbox import need_docker
 
 FAST = ["--isobench-rounds=1", "--isobench-warmup=0", "-p", "no:cacheprovider"]
@@ -26,14 +25,6 @@ FAST = ["--isobench-rounds=1", "--isobench-warmup=0", "-p", "no:cacheprovider"]
 @pytest.fixture(autouse=True)
 def _docker() -> None:
     need_docker()
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    for task_id in ("toy-one", "toy-two"):
-        write_source_task(pytester.path / "tasks", task_id)
-    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
-    return pytester
 
 
 def _remove_image(name: str) -> None:

@@ -9,19 +9,10 @@ from pathlib import Path
 import pytest
 
 from pytest_isobench.progress import FileTail, append_event, format_line
-from support import ANCHOR, write_source_task
 
 DIST_MODES = {"single": [], "xdist2": ["-n", "2"], "no-xdist": ["-p", "no:xdist"]}
 FAST = ["--isobench-rounds=2", "--isobench-warmup=0", "-p", "no:cacheprovider"]
 LINE = re.compile(r"^(\[gw\d+\] )?isobench \d\d:\d\d:\d\d (?P<task>toy-\w+): (?P<message>.*)$")
-
-
-@pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    for task_id in ("toy-one", "toy-two"):
-        write_source_task(pytester.path / "tasks", task_id)
-    (pytester.path / "tasks" / "test_isobench.py").write_text(ANCHOR)
-    return pytester
 
 
 def _result_index(lines: list[str], task_id: str) -> int:
