@@ -39,9 +39,13 @@ from typing import Any
 from http_fake import HttpFake
 from smoke_fixes import fix_for, workdir_in
 
-SCENARIOS = ("fix", "error500", "loop", "daemon")
+SCENARIOS = ("fix", "error500", "refuse_key", "loop", "daemon")
 LOOP_COMMAND = "echo looping"
 ERROR_500 = {"type": "error", "error": {"type": "api_error", "message": "Internal server error (fake)"}}
+ERROR_401 = {
+    "type": "error",
+    "error": {"type": "authentication_error", "message": "invalid x-api-key (fake)"},
+}
 
 
 def daemon_command(python: str, flag: Path, marker: str) -> str:
@@ -279,6 +283,8 @@ def _handler(fake: FakeAnthropicAgent) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
             elif fake.scenario == "error500":
                 self._json(500, ERROR_500)
+            elif fake.scenario == "refuse_key":
+                self._json(401, ERROR_401)
             else:
                 self._answer(body)
 

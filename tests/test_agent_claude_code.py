@@ -333,6 +333,20 @@ def test_model_api_failure_is_an_infrastructure_error(
     assert not (Path(outcome.artifacts) / "agent-home").exists()
 
 
+def test_a_refused_key_is_an_infrastructure_error_naming_the_variable(
+    tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider refuses the harness's key (a node with a wrong or missing one): E, not a failed agent."""
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+    fake = FakeAnthropicAgent("refuse_key")
+    with pytest.raises(InfrastructureError) as err:
+        attempt(tmp_path, claude_cli, monkeypatch, fake, "toy-refused")
+    outcome = err.value.outcome
+    assert fake.messages() and outcome.status == "error" and outcome.error is not None
+    assert "the anthropic API refused the key the gateway holds (HTTP 401)" in outcome.error
+    assert "ANTHROPIC_API_KEY" in outcome.error and "sk-ant-test" not in outcome.model_dump_json()
+
+
 def test_turn_limit_stops_a_looping_model_and_its_daemon(
     tmp_path: Path, claude_cli: str, marker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
