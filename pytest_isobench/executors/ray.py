@@ -10,10 +10,15 @@ every selected item is submitted (``submit``); each item's fixture then waits fo
   ``measure``, one per node), so two measurements never share a host. Ray's GPU ids reach the backend
   (``CUDA_VISIBLE_DEVICES`` for local, the device requests for docker).
 - A task that needs more GPUs than any node with a measurement slot has is skipped before submission.
+- With the docker backend, both stages prefer a node whose engine already holds the task image.
+- The stages' progress lines reach the controller as they come, through one actor per run (the
+  progress board); each waiting item passes them on to their items' progress callbacks.
 - The artifacts travel back into the controller's run folder; files too big to travel stay on the node
   or go to the shared storage folder (``--isobench-executor-storage``), as ``executor.json`` records.
 - A lost node, a task that raised, or a cluster that stopped answering is an infrastructure error (E)
-  naming the node; rerunning with the same run id resumes from what reached the controller.
+  naming the node; rerunning with the same run id resumes from what reached the controller. The
+  controller outlives a cluster that went away (Ray would end it); a stage whose raylet died stops
+  its processes and its worker.
 """
 
 from __future__ import annotations
