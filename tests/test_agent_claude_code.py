@@ -315,16 +315,25 @@ def attempt(
         return run_job(claude_job(tmp_path, task, spec, cli_paths={"claude-code": claude_cli}, **settings))
 
 
+def failed_attempt(
+    tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch, scenario: str, task_id: str
+) -> tuple[Outcome, FakeAnthropicAgent]:
+    """An attempt against a fake that fails every call: an infrastructure error (E), with one retry."""
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
+    fake = FakeAnthropicAgent(scenario)
+    with pytest.raises(InfrastructureError) as err:
+        attempt(tmp_path, claude_cli, monkeypatch, fake, task_id)
+    outcome = err.value.outcome
+    assert fake.messages() and outcome.status == "error" and outcome.error is not None
+    return outcome, fake
+
+
 def test_model_api_failure_is_an_infrastructure_error(
     tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
-    fake = FakeAnthropicAgent("error500")
-    with pytest.raises(InfrastructureError) as err:
-        attempt(tmp_path, claude_cli, monkeypatch, fake, "toy-api")
+    outcome, fake = failed_attempt(tmp_path, claude_cli, monkeypatch, "error500", "toy-api")
     tries = len(fake.messages())
-    outcome = err.value.outcome
-    assert outcome.status == "error" and outcome.error is not None
+    assert outcome.error is not None
     assert outcome.error.startswith("ModelApiError: claude-code: the model API failed: API Error: 500")
     assert "Internal server error (fake)" in outcome.error
     assert 1 < tries <= 3, tries  # one retry, as CLAUDE_CODE_MAX_RETRIES says (not the CLI's 10)
@@ -337,12 +346,8 @@ def test_a_refused_key_is_an_infrastructure_error_naming_the_variable(
     tmp_path: Path, claude_cli: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The provider refuses the harness's key (a node with a wrong or missing one): E, not a failed agent."""
-    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "1")
-    fake = FakeAnthropicAgent("refuse_key")
-    with pytest.raises(InfrastructureError) as err:
-        attempt(tmp_path, claude_cli, monkeypatch, fake, "toy-refused")
-    outcome = err.value.outcome
-    assert fake.messages() and outcome.status == "error" and outcome.error is not None
+    outcome, _ = failed_attempt(tmp_path, claude_cli, monkeypatch, "refuse_key", "toy-refused")
+    assert outcome.error is not None
     assert "the anthropic API refused the key the gateway holds (HTTP 401)" in outcome.error
     assert "ANTHROPIC_API_KEY" in outcome.error and "sk-ant-test" not in outcome.model_dump_json()
 

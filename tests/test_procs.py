@@ -72,6 +72,12 @@ def test_output_goes_to_files(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert result.stdout() == "out\n" and result.stderr_tail() == "err"
+    # The supervisor ended its watchdog before it exited (else it would hang on as an orphan).
+    assert not [
+        pid
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+        if _is_orphan_watchdog(pid, tmp_path)
+    ]
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float = 60) -> bool:
@@ -216,24 +222,6 @@ def test_a_supervisor_killed_by_sigkill_takes_the_command_and_its_daemons_with_i
         assert wait_for(lambda: not watchdogs(supervisor), 30)
     finally:
         process.stop()
-
-
-def test_a_finished_command_leaves_no_watchdog(tmp_path: Path) -> None:
-    result = run(
-        "exit 3",
-        cwd=tmp_path,
-        env=dict(os.environ),
-        timeout_s=30,
-        stdout_path=tmp_path / "o",
-        stderr_path=tmp_path / "e",
-    )
-    assert result.returncode == 3
-    # The supervisor ended its watchdog before it exited (else it would hang on as an orphan).
-    assert not [
-        pid
-        for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-        if _is_orphan_watchdog(pid, tmp_path)
-    ]
 
 
 def _is_orphan_watchdog(pid: int, cwd: Path) -> bool:
