@@ -83,6 +83,10 @@ MAX_TOKENS_HELP = (
     "agents that call a model: the most tokens (input + output) an attempt may use, enforced by the"
     " model gateway; past it the attempt stops with reason budget (default: none)"
 )
+GATEWAY_TIMEOUT_HELP = (
+    "agents that call a model: seconds the model gateway waits for an upstream's next bytes (a slow"
+    " reasoning answer, a stalled stream) before it answers the agent 504 (default: 300)"
+)
 CLAUDE_CLI_HELP = (
     "the claude executable for claude-code (default: `claude` on PATH, else the one bundled with"
     " pip install 'pytest-isobench[agents]')"
@@ -213,6 +217,7 @@ _OPTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("--isobench-agent-max-turns", "isobench_agent_max_turns", "string", MAX_TURNS_HELP),
     ("--isobench-agent-budget-usd", "isobench_agent_budget_usd", "string", BUDGET_USD_HELP),
     ("--isobench-agent-max-tokens", "isobench_agent_max_tokens", "string", MAX_TOKENS_HELP),
+    ("--isobench-gateway-timeout", "isobench_gateway_timeout", "string", GATEWAY_TIMEOUT_HELP),
     ("--isobench-claude-cli", "isobench_claude_cli", "string", CLAUDE_CLI_HELP),
     ("--isobench-codex-cli", "isobench_codex_cli", "string", CODEX_CLI_HELP),
     ("--isobench-trae-cli", "isobench_trae_cli", "string", TRAE_CLI_HELP),
@@ -304,6 +309,7 @@ class Settings:
     agent_max_turns: int | None = 120
     agent_budget_usd: float | None = None
     agent_max_tokens: int | None = None
+    gateway_timeout_s: float = 300.0
     cli_paths: dict[str, str] = field(default_factory=dict)
     html: Path | None = None  # --isobench-html: the report written at session end
     # where jobs run (--isobench-executor NAME[:ARG]), and the ray executor's storage and wait limit
@@ -546,6 +552,7 @@ def resolve(config: pytest.Config) -> Settings:
         agent_max_turns=_optional_number(config, "isobench_agent_max_turns", 120, int, 1),
         agent_budget_usd=_optional_number(config, "isobench_agent_budget_usd", None, float, 0.0001),
         agent_max_tokens=_optional_number(config, "isobench_agent_max_tokens", None, int, 1),
+        gateway_timeout_s=_number(config, "isobench_gateway_timeout", 300.0, float, 0.001),
         cli_paths=_cli_paths(config),
         html=_optional_path(config, "isobench_html"),
         correctness=str(correctness or "passing"),

@@ -220,7 +220,7 @@ def _prepare(job: Job, say: Progress) -> tuple[Path, SandboxSpec, Sandbox]:
     if network == "gateway":
         from .gateway.server import shared_gateway
 
-        gateway = shared_gateway(job.settings.prices)
+        gateway = shared_gateway(job.settings.prices, job.settings.gateway_timeout_s)
     spec = SandboxSpec(task, job.entry.path, repo, workspace, job.settings, say, tools, network, gateway)
     return repo, spec, job.sandbox_factory(spec)
 

@@ -3,6 +3,7 @@ gateway that goes away mid-attempt (an infrastructure error, not the agent's fai
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -147,3 +148,19 @@ def test_a_provider_refusing_the_harnesss_credentials_is_an_infrastructure_error
     assert ("is not set" in message) == (key is None)
     assert caught.value.outcome.status == "error" and caught.value.outcome.hard is None
     assert "sk-canary" not in message and "sk-canary" not in caught.value.outcome.model_dump_json()
+
+
+def test_the_gateway_timeout_option_bounds_a_stalled_upstream(tmp_path: Path) -> None:
+    """``--isobench-gateway-timeout``: the agent gets the gateway's 504 after it, and the call is counted."""
+    task = write_source_task(tmp_path / "tasks", "toy-stall")
+    with FakeUpstream("hang") as stalled, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPENAI_BASE_URL", stalled.openai_url)
+        env.setenv("OPENAI_API_KEY", "sk-canary-stall-0123456789")
+        spec = script(tmp_path, "call.py", CALL)
+        outcome = run_job(job(tmp_path, task, spec, agent_network="gateway", gateway_timeout_s=1.5))
+    run = outcome.agent_run
+    assert run["returncode"] != 0 and run["gateway"]["calls"] == 1 and run["gateway"]["errors"] == 1
+    lines = (Path(outcome.artifacts) / "model_calls.jsonl").read_text().splitlines()
+    (call,) = [json.loads(line) for line in lines]
+    assert call["status"] == 504 and "timed out" in call["error"]
+    assert call["latency_s"] < 50  # the default (300 s) would outlast the agent's own 60 s wait

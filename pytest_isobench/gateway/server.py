@@ -46,6 +46,8 @@ from .usage import MAX_BODY_BYTES, UsageMeter
 
 log = logging.getLogger("pytest_isobench")
 SOCKET_NAME = "gateway.sock"
+CONNECT_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 300.0  # the default of --isobench-gateway-timeout
 ERROR_TEXT_LIMIT = 500
 # Request headers never forwarded (hop-by-hop, the agent's credentials, what aiohttp sets itself).
 DROP_REQUEST = {
@@ -88,8 +90,8 @@ class Gateway:
         upstreams: Mapping[str, Upstream] | None = None,
         *,
         prices: PriceTable | None = None,
-        connect_timeout_s: float = 30.0,
-        read_timeout_s: float = 300.0,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         self.upstreams = dict(upstreams if upstreams is not None else upstreams_from_env())
         self.prices = price_table(prices)
@@ -397,15 +399,17 @@ _shared: dict[tuple[Any, ...], Gateway] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_gateway(prices: PriceTable | None = None) -> Gateway:
+def shared_gateway(prices: PriceTable | None = None, read_timeout_s: float = READ_TIMEOUT_S) -> Gateway:
     """This process's gateway for the upstreams this environment names, started on first use (a
-    changed environment or price table, e.g. another model server, gets a gateway of its own)."""
+    changed environment, price table or timeout, e.g. another model server, gets a gateway of its own).
+    ``read_timeout_s``: how long it waits for an upstream's next bytes (``--isobench-gateway-timeout``)."""
     upstreams = upstreams_from_env()
-    key = (*upstreams.values(), *sorted((prices or {}).items()))
+    key = (*upstreams.values(), *sorted((prices or {}).items()), read_timeout_s)
     with _shared_lock:
         gateway = _shared.get(key)
         if gateway is None or not gateway.alive:
-            gateway = _shared[key] = Gateway(upstreams, prices=prices).start()
+            gateway = Gateway(upstreams, prices=prices, read_timeout_s=read_timeout_s)
+            gateway = _shared[key] = gateway.start()
         return gateway
 
 
