@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fake_llm_server import MESSAGES, FakeLLM
+from http_fake import HttpFake
 from support import ANCHOR, write_source_task
 from test_judge_llm import answer
 
@@ -78,46 +77,41 @@ def _chatty_library():
 """
 
 
-@dataclass
-class Catch:
+class Catch(HttpFake):
     """An HTTP server on 127.0.0.1 that records every request body (the agent's exfiltration target)."""
 
-    bodies: list[bytes] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        found = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                found.bodies.append(self.rfile.read(int(self.headers.get("content-length") or 0)))
+                self._ok()
+
+            def do_GET(self) -> None:
+                found.bodies.append(self.path.encode())
+                self._ok()
+
+            def _ok(self) -> None:
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler, poll_interval=0.02)
 
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/collect"
+        return f"{self.root}/collect"
 
 
 @pytest.fixture
 def catch() -> Iterator[Catch]:
-    found = Catch()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            found.bodies.append(self.rfile.read(int(self.headers.get("content-length") or 0)))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def do_GET(self) -> None:
-            found.bodies.append(self.path.encode())
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    found.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    found.server.daemon_threads = True
-    thread = threading.Thread(target=found.server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
+    with Catch() as found:
+        yield found
 
 
 @pytest.fixture
