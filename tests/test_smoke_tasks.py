@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -193,13 +195,10 @@ with timer:
     subprocess.run([sys.executable, "-c", BURN], check=True)
 print("reaped-child", timer.cpu_s)
 with timer:
-    child = subprocess.Popen([sys.executable, "-c", BURN + "\ntime.sleep(30)"])
-    while True:  # the child burns its 0.15 s and stays alive
-        with open(f"/proc/{child.pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        if int(fields[11]) + int(fields[12]) >= 15:  # utime + stime, in ticks of 10 ms
-            break
-        time.sleep(0.01)
+    child = subprocess.Popen(
+        [sys.executable, "-c", BURN + "\nprint(flush=True)\ntime.sleep(30)"], stdout=subprocess.PIPE
+    )
+    child.stdout.readline()  # the child has burnt its 0.15 s and stays alive
 print("live-child", timer.cpu_s)
 child.kill()
 def spin():
@@ -234,6 +233,7 @@ def test_cpu_timer_counts_work_in_threads_and_children_but_not_waiting(
         capture_output=True,
         text=True,
         check=True,
+        timeout=300,
     )
     cpu = {name: float(value) for name, value in (line.split() for line in result.stdout.splitlines())}
     assert cpu["sleep"] < 0.1
@@ -253,3 +253,122 @@ def test_cpu_timer_counts_work_in_threads_and_children_but_not_waiting(
 def test_the_smoke_tasks_share_one_cpu_clock() -> None:
     copies = {path.read_text() for path in (ROOT / "tasks" / "smoke").glob("*/base/benchmarks/cpu_clock.py")}
     assert len(copies) == 1
+
+
+# A process that burns CPU counting in shared memory, with no system call that would bring its clock up
+# to date; it counts at a steady rate, so its count tells how much CPU time it has had.
+COUNTER = r"""
+import mmap, sys
+with open(sys.argv[1], "r+b") as handle:
+    count = memoryview(mmap.mmap(handle.fileno(), 8)).cast("q")
+while True:
+    count[0] += 1
+"""
+
+HOLD_PROBE = r"""
+import mmap, os, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from cpu_clock import ProcessTreeClock
+
+shared_path, counter = sys.argv[2], sys.argv[3]
+with open(shared_path, "wb") as handle:
+    handle.write(bytes(8))
+with open(shared_path, "r+b") as handle:
+    count = memoryview(mmap.mmap(handle.fileno(), 8)).cast("q")
+child = subprocess.Popen([sys.executable, counter, shared_path])
+while count[0] < 1_000_000:
+    time.sleep(0.01)
+clock = ProcessTreeClock([child.pid], hold=sys.argv[4] == "hold")
+read_clocks = clock._read
+
+def read_and_count():
+    reading = read_clocks()  # inside the hold: the counter is stopped
+    print("at", reading[child.pid], count[0])
+    return reading
+
+clock._read = read_and_count
+for _ in range(60):
+    clock.read()
+    time.sleep(0.003)
+with open(f"/proc/{child.pid}/stat") as handle:
+    print("state-after", handle.read().rsplit(")", 1)[1].split()[0], 0)
+child.kill()
+"""
+
+
+def hold_probe(tmp_path: Path, hold: str) -> tuple[list[float], str]:
+    """Readings of a busy counter 3 ms apart: the CPU time per count between each two, and its state after."""
+    (tmp_path / "counter.py").write_text(COUNTER)
+    (tmp_path / "probe.py").write_text(HOLD_PROBE)
+    argv = [str(tmp_path / name) for name in ("probe.py", "shared", "counter.py")]
+    result = subprocess.run(
+        [sys.executable, argv[0], str(BENCHMARKS), *argv[1:], hold],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    lines = [line.split() for line in result.stdout.splitlines()]
+    points = [(int(ns), int(count)) for name, ns, count in lines if name == "at"]
+    # pairs where it counted a fair amount (on a busy machine it may not have run in between)
+    rates = [
+        (ns2 - ns1) / (c2 - c1) for (ns1, c1), (ns2, c2) in itertools.pairwise(points) if c2 - c1 > 10_000
+    ]
+    return rates, lines[-1][1]
+
+
+def test_held_readings_of_a_busy_process_are_exact(tmp_path: Path) -> None:
+    # Linux updates another process's CPU clock only at the scheduler tick while it runs: readings 3 ms
+    # apart would often show no progress at all, then a whole tick. Held ones stop the process first
+    # and show the CPU time it had, in step with what it counted.
+    rates, state_after = hold_probe(tmp_path, "hold")
+    assert len(rates) >= 10, rates
+    middle = sorted(rates)[len(rates) // 2]
+    assert all(0.5 * middle <= rate <= 2 * middle for rate in rates), rates
+    # and it runs again afterwards (SIGCONT)
+    assert state_after not in ("T", "t")
+
+
+SHARE_PROBE = r"""
+import json, os, subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from cpu_clock import ProcessTreeClock, sharing_cpu
+
+SERVER = "\n".join([
+    "import threading, time",
+    "time.sleep(float(input()))",
+    "threading.Thread(target=time.sleep, args=(30,)).start()",
+    "time.sleep(30)",
+])
+child = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, text=True)
+
+def masks():
+    return sorted(sorted(os.sched_getaffinity(int(t))) for t in os.listdir(f"/proc/{child.pid}/task"))
+
+seen = {"everything": sorted(os.sched_getaffinity(0)), "before": masks()}
+clock = ProcessTreeClock([child.pid], hold=True)
+with sharing_cpu(clock) as cpu:
+    child.stdin.write("0\n"); child.stdin.flush()  # it starts a thread now
+    while len(os.listdir(f"/proc/{child.pid}/task")) < 2:
+        time.sleep(0.01)
+    seen.update(cpu=cpu, inside=masks(), own_inside=sorted(os.sched_getaffinity(0)))
+seen.update(after=masks(), own_after=sorted(os.sched_getaffinity(0)))
+print(json.dumps(seen))
+child.kill()
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs to tell one CPU from all")
+def test_the_serving_client_shares_one_cpu_with_the_server_and_gives_it_back(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(SHARE_PROBE)
+    result = subprocess.run(
+        [sys.executable, str(probe), str(BENCHMARKS)], capture_output=True, text=True, check=True, timeout=120
+    )
+    seen = json.loads(result.stdout)
+    everything, cpu = seen["everything"], seen["cpu"]
+    assert len(everything) >= 2 and seen["before"] == [everything]
+    # the server's threads, the one it started meanwhile included, and the client: all on one CPU
+    assert seen["inside"] == [[cpu], [cpu]] and seen["own_inside"] == [cpu]
+    # afterwards every thread may run anywhere again, as before
+    assert seen["after"] == [everything, everything] and seen["own_after"] == everything

@@ -11,12 +11,14 @@ processes (the process listening on ``--port``, everything below it and the rest
 found in ``/proc``; see ``cpu_clock``), and it reads them again as each token arrives. So TTFT is the
 server CPU time from sending the request to receiving its first token, ITL the server CPU time between
 two tokens, E2EL the server CPU time to the last token, and the duration the server CPU time of the
-whole run; throughputs are per second of that. Each request is bracketed by a short calibration loop
-in this client, and all figures are reported in reference seconds (see ``cpu_clock``). The clocks are
-the kernel's: the server has no say in what is reported. With ``--max-concurrency 1`` every figure
-belongs to one request; with several requests in flight, a request's figures include the server work
-done meanwhile for the others. The server must run on this machine (in this container), as the same
-user.
+whole run; throughputs are per second of that. For the run, the client moves the server's processes
+and itself onto the CPU it runs on: the server is then off the CPU whenever the client reads its clocks,
+so every reading is exact (a server thread still on another CPU is stopped for the reading), and the
+short calibration loop that brackets each request in this client runs on the core that served it. All
+figures are reported in reference seconds (see ``cpu_clock``). The clocks are the kernel's: the server
+has no say in what is reported. With ``--max-concurrency 1`` every figure belongs to one request; with
+several requests in flight, a request's figures include the server work done meanwhile for the others.
+The server must run on this machine (in this container), as the same user.
 
 Example::
 
@@ -37,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cpu_clock import ProcessTreeClock, speed_factor
+from cpu_clock import ProcessTreeClock, sharing_cpu, speed_factor
 
 # Prompts are made of pronounceable two-syllable words, the kind the minillm tokenizer knows.
 ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh")
@@ -128,7 +130,7 @@ def server_clock(port: int) -> ProcessTreeClock:
             f"No process of this user listens on port {port} on this machine: the server's CPU time "
             "cannot be measured. Start the server on this machine (in this container), as this user."
         )
-    return ProcessTreeClock(pids, session=True)
+    return ProcessTreeClock(pids, session=True, hold=True)
 
 
 def send_request(
@@ -211,9 +213,6 @@ def run_requests(
     outputs: list[RequestOutput | None] = [None] * n
     next_index = iter(range(n))
     lock = threading.Lock()
-    clock = server_clock(args.port)
-    start = time.perf_counter()
-    cpu_start = clock.reading()
 
     def worker() -> None:
         while True:
@@ -226,12 +225,17 @@ def run_requests(
                 time.sleep(delay)
             outputs[i] = send_request(args.host, args.port, args.endpoint, args.model, requests[i], clock)
 
-    workers = [threading.Thread(target=worker) for _ in range(min(args.max_concurrency or n, n))]
-    for thread in workers:
-        thread.start()
-    for thread in workers:
-        thread.join()
-    cpu_s = ProcessTreeClock.elapsed_ns(cpu_start, clock.read_new(clock.read())) / 1e9
+    clock = server_clock(args.port)
+    with sharing_cpu(clock):
+        start = time.perf_counter()
+        cpu_start = clock.reading()
+        workers = [threading.Thread(target=worker) for _ in range(min(args.max_concurrency or n, n))]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+        cpu_s = ProcessTreeClock.elapsed_ns(cpu_start, clock.read_new(clock.read())) / 1e9
+
     done = [o for o in outputs if o is not None]
     factors = [o.factor for o in done] or [speed_factor()]
     return done, cpu_s * sum(factors) / len(factors)

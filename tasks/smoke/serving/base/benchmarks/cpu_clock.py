@@ -12,6 +12,14 @@ the next. The benchmarks here therefore report what the measured code costs in C
   helper thread or process is counted, and a server measured from its client has no say in them
   (a benchmark that runs the measured code in its own process imports this module first, so that
   the clock functions it holds are the interpreter's own).
+- Linux brings a thread's CPU clock up to date when the thread leaves its CPU and at the scheduler
+  tick (every 4 ms at 250 Hz), not when another process reads it: a reading of a process whose thread
+  is running on another CPU at that moment misses up to a tick of its work, which then shows in a
+  later reading. A clock made with ``hold=True`` makes every reading exact: a process with a thread
+  that may be on another CPU is stopped (SIGSTOP) until none of its threads is on a CPU, read and
+  continued (SIGCONT). ``sharing_cpu`` moves the measured processes onto the CPU of the reader, so
+  that they are off the CPU whenever it reads and nothing needs stopping, and so that the
+  calibration loops (below) run on the core that did the measured work.
 - A CPU second is not a fixed amount of work either: a core that shares its caches or its physical
   core with other busy processes gets less done in it. So each measured section is paired with a
   short, fixed calibration loop right before and after it, and its CPU time is reported in reference
@@ -29,10 +37,11 @@ Linux only (``/proc`` and the per-process CPU clocks).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 # Bound at import, before a benchmark imports the code it measures.
 _clock_gettime_ns = time.clock_gettime_ns
@@ -46,6 +55,8 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 # CPU time of one calibration loop on the reference machine: the unit of every reported time.
 REFERENCE_LOOP_S = 0.004
 _CPUCLOCK_SCHED = 2  # Linux: a process-wide CPU clock counting all threads, live and exited
+# How long a held reading waits for stopped processes to leave their CPUs before it reads anyway.
+HOLD_WAIT_S = 0.2
 
 
 def cpu_clock_id(pid: int) -> int:
@@ -77,6 +88,44 @@ def _reaped_children_ns(pid: int) -> int | None:
     if fields is None:
         return None
     return (int(fields[13]) + int(fields[14])) * 1_000_000_000 // _TICKS_PER_S
+
+
+def _threads(pid: int) -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return []
+
+
+def _maybe_on_a_cpu(pid: int, cpu: int | None) -> bool:
+    """Whether a thread of ``pid`` is runnable (state R) on a CPU other than ``cpu`` (None: any CPU).
+
+    A runnable thread whose CPU is the caller's, while the caller runs there, is waiting for it: its
+    clock is up to date.
+    """
+    for tid in _threads(pid):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        fields = text[text.rfind(b")") + 2 :].split()
+        if fields[0] == b"R" and (cpu is None or int(fields[36]) != cpu):
+            return True
+    return False
+
+
+def _only_cpu() -> int | None:
+    """The CPU this thread is pinned to, or None when it may run on several."""
+    allowed = os.sched_getaffinity(0)
+    return next(iter(allowed)) if len(allowed) == 1 else None
+
+
+def current_cpu() -> int:
+    """The CPU this thread runs on."""
+    with open("/proc/thread-self/stat", "rb") as handle:
+        text = handle.read()
+    return int(text[text.rfind(b")") + 2 :].split()[36])
 
 
 def _children(pid: int) -> list[int]:
@@ -134,14 +183,16 @@ class ProcessTreeClock:
     interval). ``read`` reads their CPU clocks, one system call each, so that a reading ends close to
     the moment it was asked for; ``read_new`` completes a reading with the processes that appeared
     since the last ``refresh`` and with the children the set has reaped. ``elapsed_ns`` is the CPU
-    time used between two readings.
+    time used between two readings. With ``hold``, ``read`` first stops the processes that may be on
+    another CPU (see the module's notes) and continues them after the reading.
     """
 
-    def __init__(self, roots: Iterable[int], *, session: bool = False) -> None:
+    def __init__(self, roots: Iterable[int], *, session: bool = False, hold: bool = False) -> None:
         self.roots = sorted(set(roots))
         if not self.roots:
             raise ValueError("ProcessTreeClock needs at least one process")
         self.session = session
+        self.hold = hold
         self.pids: list[int] = list(self.roots)
         self.refresh()
 
@@ -164,6 +215,26 @@ class ProcessTreeClock:
         self.pids = sorted(members - set(self.roots)) + self.roots
 
     def read(self) -> dict[int, int]:
+        if not self.hold:
+            return self._read()
+        me, cpu = os.getpid(), _only_cpu()
+        stopped = []
+        try:
+            for pid in self.pids:
+                if pid != me and _maybe_on_a_cpu(pid, cpu):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGSTOP)
+                        stopped.append(pid)
+            deadline = time.monotonic() + HOLD_WAIT_S
+            while any(_maybe_on_a_cpu(pid, None) for pid in stopped) and time.monotonic() < deadline:
+                pass
+            return self._read()
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGCONT)
+
+    def _read(self) -> dict[int, int]:
         reading = {}
         for pid in self.pids:
             value = process_cpu_ns(pid)
@@ -194,6 +265,36 @@ class ProcessTreeClock:
     def elapsed_ns(before: Mapping[int, int], after: Mapping[int, int]) -> int:
         """CPU time between two readings: each clock's advance, or all of it for a new process."""
         return sum(value - before.get(key, 0) for key, value in after.items())
+
+
+@contextlib.contextmanager
+def sharing_cpu(clock: ProcessTreeClock) -> Iterator[int]:
+    """Run this thread, the threads it starts and every thread of ``clock``'s processes on one CPU.
+
+    The CPU is the one this thread runs on. Processes and threads the measured ones start later
+    inherit it. Yields the CPU; on leaving, every thread gets back the CPUs it was allowed before (new
+    ones those of their process, new processes this thread's). Threads that cannot be moved (another
+    user's) are left as they are.
+    """
+    cpu = current_cpu()
+    own = os.sched_getaffinity(0)
+    saved: dict[int, set[int]] = {}
+    clock.refresh()
+    for pid in clock.pids:
+        for tid in _threads(pid):
+            with contextlib.suppress(OSError):
+                saved[tid] = os.sched_getaffinity(tid)
+                os.sched_setaffinity(tid, {cpu})
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, own)
+        clock.refresh()
+        for pid in clock.pids:
+            for tid in _threads(pid):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(tid, saved.get(tid, saved.get(pid, own)))
 
 
 def calibration_loop_ns() -> int:
