@@ -65,9 +65,7 @@ def main() -> None:
     runs = []
     for index in range(args.num_iters):
         # New prompts every time: nothing the engine keeps from one run can serve the next.
-        prompts = sample_prompts(
-            args.num_prompts, args.input_len, llm.tokenizer.vocab_size, args.seed + index
-        )
+        prompts = sample_prompts(args.num_prompts, args.input_len, llm.tokenizer.vocab_size, args.seed + index)
         with timer:
             outputs = llm.generate(prompts, params)
         prompt_tokens = sum(len(out.prompt_token_ids) for out in outputs)
