@@ -323,8 +323,9 @@ def test_held_readings_of_a_busy_process_are_exact(tmp_path: Path) -> None:
     # and show the CPU time it had, in step with what it counted.
     rates, state_after = hold_probe(tmp_path, "hold")
     assert len(rates) >= 10, rates
+    # (the machine's speed may change meanwhile, so a lenient band: a stale reading gives 0)
     middle = sorted(rates)[len(rates) // 2]
-    assert all(0.5 * middle <= rate <= 2 * middle for rate in rates), rates
+    assert all(0.25 * middle <= rate <= 4 * middle for rate in rates), rates
     # and it runs again afterwards (SIGCONT)
     assert state_after not in ("T", "t")
 
