@@ -33,6 +33,9 @@ def run_serving(
         "no:cacheprovider",
         "--isobench-rounds=3",
         "--isobench-warmup=1",
+        # every patch is checked, whatever three rounds make of the hard verdict (the human against
+        # itself may land outside the band by noise; this file is about correctness)
+        "--isobench-correctness=all",
         f"--isobench-runs-dir={state / 'runs'}",
         f"--isobench-cache-dir={state / 'cache'}",
         "--json-report",
