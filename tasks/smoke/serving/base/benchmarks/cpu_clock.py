@@ -73,7 +73,10 @@ def process_cpu_ns(pid: int) -> int | None:
 
 
 def _stat(pid: int | str) -> list[str] | None:
-    """The fields of ``/proc/PID/stat`` from the state on (state, ppid, pgrp, session, ...)."""
+    """The fields of ``/proc/PID/stat`` from the state on (state, ppid, pgrp, session, ...).
+
+    ``pid`` may also be ``PID/task/TID`` (one thread) or ``thread-self``.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             text = handle.read().decode(errors="replace")
@@ -104,13 +107,8 @@ def _maybe_on_a_cpu(pid: int, cpu: int | None) -> bool:
     clock is up to date.
     """
     for tid in _threads(pid):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as handle:
-                text = handle.read()
-        except OSError:
-            continue
-        fields = text[text.rfind(b")") + 2 :].split()
-        if fields[0] == b"R" and (cpu is None or int(fields[36]) != cpu):
+        fields = _stat(f"{pid}/task/{tid}")
+        if fields is not None and fields[0] == "R" and (cpu is None or int(fields[36]) != cpu):
             return True
     return False
 
@@ -123,18 +121,15 @@ def _only_cpu() -> int | None:
 
 def current_cpu() -> int:
     """The CPU this thread runs on."""
-    with open("/proc/thread-self/stat", "rb") as handle:
-        text = handle.read()
-    return int(text[text.rfind(b")") + 2 :].split()[36])
+    fields = _stat("thread-self")
+    if fields is None:
+        raise OSError("/proc/thread-self/stat cannot be read")
+    return int(fields[36])
 
 
 def _children(pid: int) -> list[int]:
     found = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tasks:
+    for tid in _threads(pid):
         try:
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
                 found.extend(int(child) for child in handle.read().split())
